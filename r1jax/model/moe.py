@@ -1,0 +1,103 @@
+"""DeepSeekMoE: shared experts + fine-grained routed experts, dropless dispatch.
+
+Routing follows DeepSeek-V3 (arXiv 2412.19437, eqs. 12-16) in this order:
+  1. s = sigmoid(x W_router)                      affinity scores [N, E]
+  2. s_sel = s + bias                             bias steers *selection* only
+  3. group score = sum of the top-2 s_sel in each of n_group groups; keep the
+     topk_group best groups, mask the rest with -inf
+  4. top-k experts by masked s_sel
+  5. weights = s at the chosen experts (unbiased), / their sum if norm_topk_prob,
+     times routed_scaling_factor.
+Dispatch is dropless: the N*k (token, expert) pairs are sorted by expert and the
+expert MLPs run as `jax.lax.ragged_dot` over contiguous groups, so no token is ever
+dropped and no capacity factor exists.
+
+The bias is a parameter that receives no gradient (stop_gradient); the trainer moves
+it after each step by `update_router_bias` (auxiliary-loss-free balancing, eq. 16 and
+the text after it). Shape letters: N tokens, E routed experts, k experts per token,
+D model width, F expert MLP width, G groups.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+
+
+class Routing(NamedTuple):
+  experts_Nxk: Array  # int32 expert ids
+  weights_Nxk: Array  # float32 combine weights
+  scores_NxE: Array  # float32 sigmoid affinities (unbiased)
+
+
+def route(x_NxD: Array, router_DxE: Array, bias_E: Array, cfg: Any) -> Routing:
+  """DeepSeek-V3 sigmoid, group-limited top-k routing (order in the module docstring)."""
+  e = cfg.moe
+  logits = jnp.einsum("nd,de->ne", x_NxD.astype(jnp.float32), router_DxE.astype(jnp.float32))
+  scores = jax.nn.sigmoid(logits)
+  sel = scores + jax.lax.stop_gradient(bias_E.astype(jnp.float32))
+  n, n_exp = sel.shape
+  if e.n_group > 1:
+    grouped = sel.reshape(n, e.n_group, n_exp // e.n_group)
+    group_score = jax.lax.top_k(grouped, 2)[0].sum(-1)  # [N, G]
+    _, top_groups = jax.lax.top_k(group_score, e.topk_group)
+    keep = jnp.zeros((n, e.n_group), bool).at[jnp.arange(n)[:, None], top_groups].set(True)
+    sel = jnp.where(jnp.repeat(keep, n_exp // e.n_group, axis=1), sel, -jnp.inf)
+  _, experts = jax.lax.top_k(sel, e.num_experts_per_tok)
+  weights = jnp.take_along_axis(scores, experts, axis=-1)
+  if e.norm_topk_prob:
+    weights = weights / (weights.sum(-1, keepdims=True) + 1e-20)
+  weights = weights * e.routed_scaling_factor
+  return Routing(experts.astype(jnp.int32), weights, scores)
+
+
+def dispatch(x_NxD: Array, routing: Routing, w_gate_ExDxF: Array, w_up_ExDxF: Array,
+             w_down_ExFxD: Array) -> tuple[Array, Array]:
+  """Dropless expert MLPs: sort (token, expert) pairs by expert, ragged_dot, unsort.
+
+  Returns the combined output [N, D] and the per-expert token counts [E].
+  """
+  n, d = x_NxD.shape
+  n_exp = w_gate_ExDxF.shape[0]
+  k = routing.experts_Nxk.shape[1]
+  flat_expert = routing.experts_Nxk.reshape(-1)  # [N*k]
+  order = jnp.argsort(flat_expert, stable=True)
+  token_of = order // k
+  xs = x_NxD[token_of]  # [N*k, D], grouped by expert
+  group_sizes = jnp.bincount(flat_expert, length=n_exp).astype(jnp.int32)
+  dt = x_NxD.dtype
+  g = jax.lax.ragged_dot(xs, w_gate_ExDxF.astype(dt), group_sizes)
+  u = jax.lax.ragged_dot(xs, w_up_ExDxF.astype(dt), group_sizes)
+  ys = jax.lax.ragged_dot(jax.nn.silu(g) * u, w_down_ExFxD.astype(dt), group_sizes)
+  w_sorted = routing.weights_Nxk.reshape(-1)[order].astype(dt)
+  out = jnp.zeros((n, d), dt).at[token_of].add(ys * w_sorted[:, None])
+  return out, group_sizes
+
+
+def sequence_balance_loss(routing: Routing, batch: int, cfg: Any,
+                          token_mask_N: Array | None = None) -> Array:
+  """Sequence-wise balance loss (DeepSeek-V3 eqs. 17-20), averaged over sequences."""
+  e = cfg.moe
+  n, n_exp = routing.scores_NxE.shape
+  t = n // batch
+  k = e.num_experts_per_tok
+  mask = (jnp.ones((n,), jnp.float32) if token_mask_N is None
+          else token_mask_N.astype(jnp.float32)).reshape(batch, t)
+  chosen = jax.nn.one_hot(routing.experts_Nxk, n_exp, dtype=jnp.float32).sum(1)  # [N, E]
+  chosen = chosen.reshape(batch, t, n_exp) * mask[..., None]
+  count = jnp.maximum(mask.sum(1), 1.0)[:, None]  # [B, 1]
+  f = chosen.sum(1) * n_exp / (k * count)  # [B, E]
+  s = routing.scores_NxE / (routing.scores_NxE.sum(-1, keepdims=True) + 1e-20)
+  p = (s.reshape(batch, t, n_exp) * mask[..., None]).sum(1) / count
+  return e.aux_loss_alpha * jnp.mean(jnp.sum(f * p, axis=-1))
+
+
+def update_router_bias(bias_LxE: Array, load_LxE: Array, rate: float) -> Array:
+  """Aux-loss-free balancing: bias += rate * sign(mean load - load), per layer."""
+  load = load_LxE.astype(jnp.float32)
+  delta = jnp.sign(load.mean(-1, keepdims=True) - load)
+  return (bias_LxE.astype(jnp.float32) + rate * delta).astype(bias_LxE.dtype)

@@ -1,0 +1,286 @@
+"""The decoder: one code path for dense (GQA) and DeepSeek-V3-style (MLA + MoE) models.
+
+Parameters are a plain nested dict. Layers are stacked per kind and run with
+`lax.scan`: `dense_layers` (every layer of a dense model, or the first
+`first_k_dense_replace` of an MoE model) and `moe_layers` (the rest); each leaf has a
+leading layer axis. `param_specs(config)` gives every leaf's shape and logical axes, so
+shardings are known before anything is allocated.
+
+Shape letters: B batch, T length, S cache slots, D width, V vocab, L layers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from r1jax import sharding
+from r1jax.model import layers, moe
+
+Array = jax.Array
+Params = dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class ParamSpec:
+  shape: tuple[int, ...]
+  axes: tuple[str | None, ...]
+  init: str  # 'normal', 'ones' or 'zeros'
+
+
+class Aux(NamedTuple):
+  expert_load: Array  # [L_moe, E] tokens routed to each expert (zeros shape if dense)
+  balance_loss: Array  # scalar sequence-wise balance loss (0 when off)
+
+
+def _attention_specs(c: Any, L: int) -> dict[str, ParamSpec]:
+  D, H = c.d_model, c.n_heads
+  s: dict[str, ParamSpec] = {}
+  if c.attention == "gqa":
+    E, K = c.head_dim, c.n_kv_heads
+    s["wq"] = ParamSpec((L, D, H, E), ("layers", "embed", "heads", "head_dim"), "normal")
+    s["wk"] = ParamSpec((L, D, K, E), ("layers", "embed", "kv_heads", "head_dim"), "normal")
+    s["wv"] = ParamSpec((L, D, K, E), ("layers", "embed", "kv_heads", "head_dim"), "normal")
+    s["wo"] = ParamSpec((L, H, E, D), ("layers", "heads", "head_dim", "embed"), "normal")
+    if c.qkv_bias:
+      s["bq"] = ParamSpec((L, H, E), ("layers", "heads", "head_dim"), "zeros")
+      s["bk"] = ParamSpec((L, K, E), ("layers", "kv_heads", "head_dim"), "zeros")
+      s["bv"] = ParamSpec((L, K, E), ("layers", "kv_heads", "head_dim"), "zeros")
+  else:
+    m = c.mla
+    qk = m.qk_nope_head_dim + m.qk_rope_head_dim
+    if m.q_lora_rank:
+      s["wq_a"] = ParamSpec((L, D, m.q_lora_rank), ("layers", "embed", "q_lora"), "normal")
+      s["q_norm"] = ParamSpec((L, m.q_lora_rank), ("layers", "q_lora"), "ones")
+      s["wq_b"] = ParamSpec((L, m.q_lora_rank, H, qk), ("layers", "q_lora", "heads", "head_dim"),
+                            "normal")
+    else:
+      s["wq"] = ParamSpec((L, D, H, qk), ("layers", "embed", "heads", "head_dim"), "normal")
+    s["wkv_a"] = ParamSpec((L, D, m.kv_lora_rank + m.qk_rope_head_dim),
+                           ("layers", "embed", "kv_lora"), "normal")
+    s["kv_norm"] = ParamSpec((L, m.kv_lora_rank), ("layers", "kv_lora"), "ones")
+    s["wkv_b"] = ParamSpec((L, m.kv_lora_rank, H, m.qk_nope_head_dim + m.v_head_dim),
+                           ("layers", "kv_lora", "heads", "head_dim"), "normal")
+    s["wo"] = ParamSpec((L, H, m.v_head_dim, D), ("layers", "heads", "head_dim", "embed"),
+                        "normal")
+  return s
+
+
+def _mlp_specs(L: int, D: int, F: int, prefix: str = "") -> dict[str, ParamSpec]:
+  return {
+      f"{prefix}w_gate": ParamSpec((L, D, F), ("layers", "embed", "mlp"), "normal"),
+      f"{prefix}w_up": ParamSpec((L, D, F), ("layers", "embed", "mlp"), "normal"),
+      f"{prefix}w_down": ParamSpec((L, F, D), ("layers", "mlp", "embed"), "normal"),
+  }
+
+
+def layer_counts(c: Any) -> tuple[int, int]:
+  """(dense layers, MoE layers)."""
+  if not c.moe.n_routed_experts:
+    return c.n_layers, 0
+  k = c.moe.first_k_dense_replace
+  return k, c.n_layers - k
+
+
+def param_specs(c: Any) -> Params:
+  """Shape, logical axes and initialiser of every parameter."""
+  D, V = c.d_model, c.vocab_size
+  specs: Params = {
+      "embed": ParamSpec((V, D), ("vocab", "embed"), "normal"),
+      "final_norm": ParamSpec((D,), ("embed",), "ones"),
+  }
+  if not c.tie_embeddings:
+    specs["lm_head"] = ParamSpec((D, V), ("embed", "vocab"), "normal")
+  n_dense, n_moe = layer_counts(c)
+  norms = lambda L: {"attn_norm": ParamSpec((L, D), ("layers", "embed"), "ones"),
+                     "mlp_norm": ParamSpec((L, D), ("layers", "embed"), "ones")}
+  if n_dense:
+    specs["dense_layers"] = {**norms(n_dense), "attn": _attention_specs(c, n_dense),
+                             "mlp": _mlp_specs(n_dense, D, c.mlp_dim)}
+  if n_moe:
+    e = c.moe
+    E, F = e.n_routed_experts, e.moe_intermediate_size
+    L = n_moe
+    experts = {
+        "router": ParamSpec((L, D, E), ("layers", "embed", None), "normal"),
+        "router_bias": ParamSpec((L, E), ("layers", None), "zeros"),
+        "w_gate": ParamSpec((L, E, D, F), ("layers", "experts", "embed", "expert_mlp"), "normal"),
+        "w_up": ParamSpec((L, E, D, F), ("layers", "experts", "embed", "expert_mlp"), "normal"),
+        "w_down": ParamSpec((L, E, F, D), ("layers", "experts", "expert_mlp", "embed"), "normal"),
+    }
+    if e.n_shared_experts:
+      experts["shared"] = _mlp_specs(L, D, e.n_shared_experts * F)
+    specs["moe_layers"] = {**norms(L), "attn": _attention_specs(c, L), "moe": experts}
+  return specs
+
+
+def _is_spec(x: Any) -> bool:
+  return isinstance(x, ParamSpec)
+
+
+def param_axes(config: Any) -> Params:
+  """Logical axis names of every parameter (same tree as the params)."""
+  return jax.tree.map(lambda s: s.axes, param_specs(config), is_leaf=_is_spec)
+
+
+def init_params(config: Any, rng: Array) -> Params:
+  """Random parameters for `config` (the model section of an experiment config)."""
+  specs = param_specs(config)
+  leaves, treedef = jax.tree.flatten(specs, is_leaf=_is_spec)
+  keys = jax.random.split(rng, len(leaves))
+  dt = layers.dtype_of(config.param_dtype)
+
+  def make(spec: ParamSpec, key: Array) -> Array:
+    if spec.init == "ones":
+      return jnp.ones(spec.shape, dt)
+    if spec.init == "zeros":
+      return jnp.zeros(spec.shape, dt)
+    return (config.init_std * jax.random.normal(key, spec.shape, jnp.float32)).astype(dt)
+
+  return jax.tree.unflatten(treedef, [make(s, k) for s, k in zip(leaves, keys)])
+
+
+# ---------------------------------------------------------------------------------------
+# Decode cache
+
+
+def cache_specs(config: Any, batch: int, max_len: int) -> Params:
+  """Shapes/axes of the decode cache. MLA caches only the latent and the rope key."""
+  n_dense, n_moe = layer_counts(config)
+  out: Params = {}
+  for name, L in (("dense_layers", n_dense), ("moe_layers", n_moe)):
+    if not L:
+      continue
+    if config.attention == "gqa":
+      kv = (L, batch, max_len, config.n_kv_heads, config.head_dim)
+      ax = ("layers", "batch", "length", "kv_heads", "head_dim")
+      out[name] = {"k": ParamSpec(kv, ax, "zeros"), "v": ParamSpec(kv, ax, "zeros")}
+    else:
+      m = config.mla
+      out[name] = {
+          "ckv": ParamSpec((L, batch, max_len, m.kv_lora_rank),
+                           ("layers", "batch", "length", "kv_lora"), "zeros"),
+          "kpe": ParamSpec((L, batch, max_len, m.qk_rope_head_dim),
+                           ("layers", "batch", "length", None), "zeros"),
+      }
+  return out
+
+
+def init_cache(config: Any, batch: int, max_len: int) -> Params:
+  """A zero decode cache for `batch` sequences of up to `max_len` tokens."""
+  dt = layers.dtype_of(config.dtype)
+  return jax.tree.map(lambda s: jnp.zeros(s.shape, dt), cache_specs(config, batch, max_len),
+                      is_leaf=_is_spec)
+
+
+def cache_axes(config: Any, batch: int, max_len: int) -> Params:
+  return jax.tree.map(lambda s: s.axes, cache_specs(config, batch, max_len), is_leaf=_is_spec)
+
+
+# ---------------------------------------------------------------------------------------
+# Forward
+
+
+def _block(c: Any, x: Array, lp: Params, lcache: Params | None, cos: Array, sin: Array,
+           mask: Array, cache_index: Array, token_mask: Array | None, is_moe: bool
+           ) -> tuple[Array, Params | None, Array, Array]:
+  attend = layers.gqa_attention if c.attention == "gqa" else layers.mla_attention
+  h, lcache = attend(lp["attn"], layers.rms_norm(x, lp["attn_norm"], c.norm_eps), cos, sin,
+                     mask, c, lcache, cache_index)
+  x = sharding.constrain(x + h, ("batch", "length", "embed"))
+  y = layers.rms_norm(x, lp["mlp_norm"], c.norm_eps)
+  n_exp = max(c.moe.n_routed_experts, 1)
+  if not is_moe:
+    out = layers.swiglu(lp["mlp"], y)
+    load = jnp.zeros((n_exp,), jnp.int32)
+    bal = jnp.zeros((), jnp.float32)
+  else:
+    mp = lp["moe"]
+    b, t, d = y.shape
+    flat = y.reshape(b * t, d)
+    r = moe.route(flat, mp["router"], mp["router_bias"], c)
+    out, load = moe.dispatch(flat, r, mp["w_gate"], mp["w_up"], mp["w_down"])
+    out = out.reshape(b, t, d)
+    if c.moe.n_shared_experts:
+      out = out + layers.swiglu(mp["shared"], y)
+    if c.moe.aux_loss_alpha:
+      tm = None if token_mask is None else token_mask.reshape(-1)
+      bal = moe.sequence_balance_loss(r, b, c, tm)
+    else:
+      bal = jnp.zeros((), jnp.float32)
+    if token_mask is not None:
+      # Count only real tokens toward the load that steers the balancing bias.
+      valid = jnp.repeat(token_mask.reshape(-1).astype(jnp.int32), c.moe.num_experts_per_tok)
+      load = jnp.zeros((n_exp,), jnp.int32).at[r.experts_Nxk.reshape(-1)].add(valid)
+  x = sharding.constrain(x + out, ("batch", "length", "embed"))
+  return x, lcache, load, bal
+
+
+def _run_stack(c: Any, x: Array, stack: Params, cache: Params | None, is_moe: bool, cos: Array,
+               sin: Array, mask: Array, cache_index: Array, token_mask: Array | None
+               ) -> tuple[Array, Params | None, Array, Array]:
+  def body(x, inputs):
+    lp, lcache = inputs
+    x, lcache, load, bal = _block(c, x, lp, lcache, cos, sin, mask, cache_index, token_mask,
+                                  is_moe)
+    return x, (lcache, load, bal)
+
+  if c.remat:
+    body = jax.checkpoint(body, prevent_cse=False)
+  x, (cache, load, bal) = jax.lax.scan(body, x, (stack, cache))
+  return x, cache, load, bal.sum()
+
+
+def apply(params: Params, tokens: Array, config: Any, *, positions: Array | None = None,
+          cache: Params | None = None, cache_index: Array | int = 0,
+          key_mask: Array | None = None, token_mask: Array | None = None,
+          return_hidden: bool = False) -> tuple[Array, Params | None, Aux]:
+  """Full forward: logits float32 [B, T, V], the updated cache, and MoE aux outputs.
+
+  tokens: int32 [B, T]. positions: int32 [B, T] (default 0..T-1). With `cache`, the T
+  tokens are written at slots cache_index..cache_index+T-1 and attend to every earlier
+  valid slot; `key_mask` [B, S] marks valid key slots (S = T without a cache, else the
+  cache length), e.g. to hide left padding. `token_mask` [B, T] marks real tokens for
+  the MoE load statistics and balance loss.
+  """
+  c = config
+  b, t = tokens.shape
+  dt = layers.dtype_of(c.dtype)
+  if positions is None:
+    positions = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32) + cache_index, (b, t))
+  x = jnp.take(params["embed"], tokens, axis=0).astype(dt)
+  x = sharding.constrain(x, ("batch", "length", "embed"))
+  rope_dim = c.head_dim if c.attention == "gqa" else c.mla.qk_rope_head_dim
+  cos, sin = layers.rope_cos_sin(c.rope, rope_dim, positions)
+  cache_index = jnp.asarray(cache_index, jnp.int32)
+  s_len = t if cache is None else jax.tree.leaves(cache)[0].shape[2]
+  mask = layers.attention_mask(t, s_len, cache_index, key_mask)
+  mask = jnp.broadcast_to(mask, (b, t, s_len))
+  new_cache: Params | None = None if cache is None else {}
+  n_exp = max(c.moe.n_routed_experts, 1)
+  load = jnp.zeros((0, n_exp), jnp.int32)
+  bal = jnp.zeros((), jnp.float32)
+  for name, is_moe in (("dense_layers", False), ("moe_layers", True)):
+    if name not in params:
+      continue
+    x, lc, ld, bl = _run_stack(c, x, params[name], None if cache is None else cache[name],
+                               is_moe, cos, sin, mask, cache_index, token_mask)
+    if cache is not None:
+      new_cache[name] = lc
+    if is_moe:
+      load, bal = ld, bal + bl
+  x = layers.rms_norm(x, params["final_norm"], c.norm_eps)
+  if return_hidden:
+    return x, new_cache, Aux(load, bal)
+  head = params["embed"].T if c.tie_embeddings else params["lm_head"]
+  logits = jnp.einsum("btd,dv->btv", x, head.astype(dt), preferred_element_type=jnp.float32)
+  logits = sharding.constrain(logits, ("batch", "length", "vocab"))
+  return logits, new_cache, Aux(load, bal)
+
+
+def forward(params: Params, tokens: Array, config: Any) -> Array:
+  """Logits float32 [B, T, V] for int32 tokens [B, T] (no cache, no padding)."""
+  return apply(params, tokens, config)[0]
