@@ -207,7 +207,9 @@ _SIZING_RE = re.compile(
 _DROP_CMDS_RE = re.compile(
     r"\\(?:displaystyle|textstyle|scriptstyle|scriptscriptstyle|limits|nolimits)(?![a-zA-Z])"
 )
-_SPACE_CMDS_RE = re.compile(r"\\(?:quad|qquad|enspace|thinspace|medspace|thickspace)(?![a-zA-Z])|\\[;:> ]|~")
+_SPACE_CMDS_RE = re.compile(
+    r"\\\\|\\(?:quad|qquad|enspace|thinspace|medspace|thickspace)(?![a-zA-Z])|\\[;:> !,]|~"
+)
 _DEGREE_RE = re.compile(
     r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ(?![a-zA-Z])|\u00b0|\^\s*\{\s*\\degree\s*\}"
     r"|\^\s*\\degree|\\degree(?![a-zA-Z])|\\textdegree(?![a-zA-Z])"
@@ -227,6 +229,13 @@ _THOUSANDS_RE = re.compile(r"(?<![\d.,])[1-9]\d{0,2}(?:,\d{3})+(?![\d]|,\d)")
 _SPACED_THOUSANDS_RE = re.compile(r"(?<![\d.])[1-9]\d{0,2}(?: \d{3})+(?![\d.])")
 _PLAIN_CONNECTIVE_RE = re.compile(r"(?<=[\d}).])\s+(?:and|or)\s+(?=[-\d\\(\[])")
 _MARK_OPEN, _MARK_CLOSE = "\x00", "\x01"
+
+
+def _space_sub(m: re.Match) -> str:
+    t = m.group(0)
+    if t == "\\\\":
+        return t  # a row separator, not a spacing command
+    return "" if t in ("\\!", "\\,") else " "
 
 
 def _process_text_groups(s: str) -> str:
@@ -328,8 +337,7 @@ def _normalize(s: str) -> str:
     s = re.sub(r"\\(?:neq|ne)(?![a-zA-Z])", r"\\ne ", s)
     s = re.sub(r"\\(?:varnothing|emptyset)(?![a-zA-Z])", r"\\emptyset ", s)
     s = re.sub(r"\\(?:infty|infin)(?![a-zA-Z])", r"\\infty ", s)
-    s = s.replace("\\!", "").replace("\\,", "")
-    s = _SPACE_CMDS_RE.sub(" ", s)
+    s = _SPACE_CMDS_RE.sub(_space_sub, s)
     s = _DEGREE_RE.sub("", s)
     s = _process_text_groups(s)
     s = s.replace("\\%", "").replace("%", "")
@@ -496,6 +504,8 @@ def _parse_struct(s: str, depth: int = 0) -> tuple:
     if not s:
         return ("empty",)
     m = _MATRIX_RE.fullmatch(s)
+    if m is None and s[0] in "([" and s[-1] in ")]" and s[1:].lstrip().startswith("\\begin"):
+        m = _MATRIX_RE.fullmatch(s[1:-1].strip())  # [\begin{array}...\end{array}]
     if m:
         rows = [r for r in _split_top(m.group(3), "\\\\")]
         while rows and not rows[-1].strip():
@@ -669,6 +679,7 @@ class _Reader:
         self.i = 0
         self.abs_depth = 0
         self.depth = 0
+        self.exp_depth = 0
 
     @staticmethod
     def _repeating_decimals(s: str) -> str:
@@ -834,6 +845,15 @@ class _Reader:
             self.depth -= 1
 
     def exponent(self) -> Any:
+        self.exp_depth += 1
+        try:
+            if self.exp_depth > 8:
+                raise _TooBig()  # power towers deeper than 8 levels
+            return self._exponent()
+        finally:
+            self.exp_depth -= 1
+
+    def _exponent(self) -> Any:
         t = self.peek()
         if t is None:
             raise _ParseError("missing exponent")
