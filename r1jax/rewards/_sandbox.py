@@ -263,7 +263,7 @@ def _probe() -> dict:
             return {
                 "isolation": "namespaces",
                 "network": "network-namespace",
-                "filesystem": "chroot: read-only system dirs, private /tmp, program dir at /work",
+                "filesystem": "pivot_root into a minimal read-only root, private /tmp, program dir at /work",
                 "processes": "pid-namespace",
                 "user": "unique-uid" if as_root else "user-namespace (no capabilities)",
                 "as_root": as_root,

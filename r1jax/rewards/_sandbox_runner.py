@@ -28,6 +28,7 @@ compares against an expected value the child never sees.
 
 import json
 import os
+import platform
 import signal
 import sys
 
@@ -65,6 +66,9 @@ PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 
+MNT_DETACH = 2
+_SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "arm64": 41, "riscv64": 41,
+                   "ppc64le": 203, "s390x": 217}
 SYS_MOUNT_SETATTR = 442  # same number on x86_64 and aarch64
 AT_FDCWD = -100
 AT_RECURSIVE = 0x8000
@@ -180,7 +184,14 @@ def _build_chroot(cfg: dict) -> None:
     _mount(cfg["workdir"], root + "/work", None, MS_BIND)
     _mount(None, root + "/work", None, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV)
     _mount(None, root, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
-    os.chroot(root)
+    # pivot_root, then detach the old root: unlike a bare chroot, the host tree
+    # is no longer mounted anywhere in this namespace, so even a program that
+    # regains CAP_SYS_CHROOT in a user namespace of its own has nothing to escape to.
+    os.chdir(root)
+    _check(_c().syscall(_SYS_PIVOT_ROOT[platform.machine()], b".", b"."), "pivot_root")
+    _check(_c().umount2(b".", MNT_DETACH), "umount old root")
+    os.chdir("/")
+    os.chroot(".")
     os.chdir("/work")
 
 
@@ -266,6 +277,9 @@ def _init_main(cfg: dict, src: bytes, setup_r: int, setup_w: int) -> None:
     try:
         _close(cfg["status_fd"])
         _close(setup_r)
+        # As pid 1 we only receive signals we have handlers for; drop Python's
+        # SIGINT handler so the program cannot interrupt init (user-ns mode).
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         _c().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         _build_chroot(cfg)
         user_pid = os.fork()
