@@ -52,10 +52,14 @@ RUNNER_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_sandbox
 MARKER_ENV = "R1JAX_SANDBOX_RUN"
 """Environment variable set (to a random per-run token) in every sandboxed process."""
 
-# Unique uids for sandboxed programs when the judge runs as root: one per slot,
-# offset by the judge's pid so two judges on a host do not share uids.
-_UID_BASE = 2_000_000_000
-_MAX_SLOTS = 64
+# Unique uids for sandboxed programs when the judge runs as root.  Each judge
+# process (keyed by pid) owns a block of 65536 uids and cycles through it, so a
+# uid is not reused until 65536 runs later: in fallback mode killed processes
+# are reaped by the host's init, and until then they still count against
+# RLIMIT_NPROC of their uid.
+_UID_BASE = 1_000_000_000
+_UID_BLOCK = 1 << 16
+_MAX_SLOTS = 64  # concurrent sandboxes per judge process
 _NS_BACKSTOP_S = 2.0  # judge-side grace on top of the runner's own timer
 _FALLBACK_GRACE_S = 0.25  # interpreter start-up allowance in fallback mode
 _STDERR_KEEP = 64 << 10
@@ -114,20 +118,28 @@ class RunResult:
 
 _slot_lock = threading.Lock()
 _slot_sem = threading.BoundedSemaphore(_MAX_SLOTS)
-_free_slots = list(range(_MAX_SLOTS))
+_uids_in_use: set[int] = set()
+_uid_counter = 0
 
 
 @contextlib.contextmanager
 def _uid_slot() -> Iterator[int]:
-    """Lease a uid no other live sandbox of this judge uses."""
+    """Lease a uid that no other live sandbox uses and that was not used recently."""
+    global _uid_counter
     _slot_sem.acquire()
+    block = _UID_BASE + (os.getpid() % 16384) * _UID_BLOCK
     with _slot_lock:
-        slot = _free_slots.pop()
+        while True:
+            uid = block + _uid_counter % _UID_BLOCK
+            _uid_counter += 1
+            if uid not in _uids_in_use:
+                break
+        _uids_in_use.add(uid)
     try:
-        yield _UID_BASE + (os.getpid() % 500_000) * _MAX_SLOTS + slot
+        yield uid
     finally:
         with _slot_lock:
-            _free_slots.append(slot)
+            _uids_in_use.discard(uid)
         _slot_sem.release()
 
 
