@@ -1,0 +1,1 @@
+"""Training: train state and step, GRPO, SFT, checkpoints, metrics."""

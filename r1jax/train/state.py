@@ -1,0 +1,189 @@
+"""Train state, optimiser, sharded initialisation and the one jitted train step.
+
+The train state is one pytree. It is created already sharded: `jax.eval_shape` of the
+init gives abstract shapes, logical axes give shardings, and `jit(init,
+out_shardings=...)` materialises each shard where it lives. The step is
+`step(state, batch) -> (state, metrics)`, jitted with explicit shardings and the state
+donated. Every loss (LM pretraining, SFT, GRPO) plugs into the same step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from r1jax import model, sharding
+from r1jax.model import moe
+
+Array = jax.Array
+Params = dict[str, Any]
+# loss_fn(params, batch, rng) -> (loss, (metrics dict, expert_load [L_moe, E]))
+LossFn = Callable[[Params, dict[str, Array], Array], tuple[Array, tuple[dict[str, Array], Array]]]
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass
+class TrainState:
+  step: Array  # int32 scalar: optimiser updates applied
+  params: Params
+  opt_state: Any
+  rng: Array  # key array, advanced every step
+  nonfinite: Array  # int32 scalar: consecutive steps skipped for a non-finite loss
+
+
+def learning_rate_schedule(opt: Any) -> optax.Schedule:
+  """Linear warmup to the peak, then constant or cosine decay to end_lr_ratio * peak."""
+  warm = optax.linear_schedule(0.0, opt.learning_rate, max(opt.warmup_steps, 1))
+  if opt.decay_steps:
+    after = optax.cosine_decay_schedule(opt.learning_rate, opt.decay_steps, opt.end_lr_ratio)
+  else:
+    after = optax.constant_schedule(opt.learning_rate)
+  return optax.join_schedules([warm, after], [max(opt.warmup_steps, 1)])
+
+
+def _label(path: tuple[Any, ...], leaf: Any) -> str:
+  name = getattr(path[-1], "key", "")
+  if name == "router_bias":
+    return "frozen"  # moved by the balancing rule, not by gradients
+  return "decay" if getattr(leaf, "ndim", 0) >= 2 and name != "embed" else "no_decay"
+
+
+def make_optimizer(opt: Any) -> optax.GradientTransformation:
+  """AdamW (decay on matrices only), global-norm clipping; router biases frozen."""
+  lr = learning_rate_schedule(opt)
+  adam = lambda wd: optax.adamw(lr, opt.b1, opt.b2, opt.eps, weight_decay=wd)
+  tx = optax.multi_transform(
+      {"decay": adam(opt.weight_decay), "no_decay": adam(0.0), "frozen": optax.set_to_zero()},
+      lambda params: jax.tree_util.tree_map_with_path(_label, params))
+  if opt.grad_clip:
+    tx = optax.chain(optax.clip_by_global_norm(opt.grad_clip), tx)
+  return tx
+
+
+def _path_keys(path: tuple[Any, ...]) -> tuple[str, ...]:
+  return tuple(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
+
+
+def state_shardings(abstract: TrainState, model_cfg: Any, mesh: Mesh, rules: Any) -> TrainState:
+  """Shardings for every leaf: params by logical axes; optimiser moments like their params."""
+  axes = model.param_axes(model_cfg)
+  by_path = {_path_keys(p): a for p, a in
+             jax.tree_util.tree_flatten_with_path(axes, is_leaf=lambda x: isinstance(x, tuple))[0]}
+  replicated = NamedSharding(mesh, P())
+
+  def for_leaf(path: tuple[Any, ...], leaf: Any) -> NamedSharding:
+    keys = _path_keys(path)
+    for start in range(len(keys)):
+      ax = by_path.get(keys[start:])
+      if ax is not None and len(ax) == len(leaf.shape):
+        return NamedSharding(mesh, sharding.logical_to_spec(ax, rules, leaf.shape, mesh))
+    return replicated
+
+  return jax.tree_util.tree_map_with_path(for_leaf, abstract)
+
+
+def create_train_state(model_cfg: Any, tx: optax.GradientTransformation, mesh: Mesh, rules: Any,
+                       rng: Array, params: Params | None = None
+                       ) -> tuple[TrainState, TrainState]:
+  """A sharded train state (fresh params, or `params` resharded) and its shardings."""
+  def init(rng: Array, params: Params | None) -> TrainState:
+    init_rng, rng = jax.random.split(rng)
+    if params is None:
+      params = model.init_params(model_cfg, init_rng)
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
+                      rng=rng, nonfinite=jnp.zeros((), jnp.int32))
+
+  abstract = jax.eval_shape(init, rng, params)
+  shardings = state_shardings(abstract, model_cfg, mesh, rules)
+  with sharding.use_mesh(mesh, rules):
+    state = jax.jit(init, out_shardings=shardings)(rng, params)
+  return state, shardings
+
+
+def global_norm(tree: Any) -> Array:
+  return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in jax.tree.leaves(tree)))
+
+
+def make_train_step(loss_fn: LossFn, model_cfg: Any, tx: optax.GradientTransformation,
+                    shardings: TrainState, mesh: Mesh, rules: Any, lr_schedule: optax.Schedule
+                    ) -> Callable[[TrainState, dict[str, Array]], tuple[TrainState, dict]]:
+  """The jitted `step(state, batch) -> (state, metrics)` (state donated).
+
+  A non-finite loss or gradient skips the update (state unchanged but rng and the
+  `nonfinite` counter); the caller stops after several in a row.
+  """
+  rate = model_cfg.moe.bias_update_rate if model_cfg.moe.n_routed_experts else 0.0
+
+  def step(state: TrainState, batch: dict[str, Array]) -> tuple[TrainState, dict[str, Array]]:
+    rng, step_rng = jax.random.split(state.rng)
+    (loss, (metrics, load)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.params, batch, step_rng)
+    gnorm = global_norm(grads)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    if rate and "moe_layers" in params:
+      layers_p = dict(params["moe_layers"])
+      layers_p["moe"] = dict(layers_p["moe"])
+      layers_p["moe"]["router_bias"] = moe.update_router_bias(
+          layers_p["moe"]["router_bias"], load, rate)
+      params = {**params, "moe_layers": layers_p}
+    ok = jnp.isfinite(loss) & jnp.isfinite(gnorm)
+    keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
+    new_state = TrainState(
+        step=state.step + ok.astype(jnp.int32),
+        params=keep(params, state.params),
+        opt_state=keep(opt_state, state.opt_state),
+        rng=rng,
+        nonfinite=jnp.where(ok, 0, state.nonfinite + 1))
+    metrics = dict(metrics)
+    metrics.update({"train/loss": loss, "grads/all/norm": gnorm,
+                    "params/all/norm": global_norm(state.params),
+                    "train/learning_rate": lr_schedule(state.step),
+                    "train/nonfinite": (~ok).astype(jnp.int32)})
+    if rate:
+      frac = load.astype(jnp.float32) / jnp.maximum(load.sum(-1, keepdims=True), 1)
+      metrics["moe/load/max_over_mean"] = jnp.max(frac) * frac.shape[-1]
+    return new_state, metrics
+
+  batch_spec = lambda x: sharding.batch_sharding(mesh, rules, x.ndim, x.shape)
+
+  cache: dict[Any, Callable] = {}
+
+  def run(state: TrainState, batch: dict[str, Array]) -> tuple[TrainState, dict[str, Array]]:
+    key = tuple(sorted((k, v.shape) for k, v in batch.items()))
+    if key not in cache:
+      in_batch = {k: batch_spec(v) for k, v in batch.items()}
+      with sharding.use_mesh(mesh, rules):
+        cache[key] = jax.jit(step, in_shardings=(shardings, in_batch),
+                             out_shardings=(shardings, None), donate_argnums=(0,))
+    with sharding.use_mesh(mesh, rules):
+      return cache[key](state, batch)
+
+  return run
+
+
+def lm_loss(model_cfg: Any) -> LossFn:
+  """Next-token cross-entropy over `loss_mask` (+ MoE balance loss).
+
+  batch: tokens int32 [B, T+1], loss_mask float [B, T] (weights on targets tokens[:, 1:]).
+  """
+  def loss_fn(params: Params, batch: dict[str, Array], rng: Array):
+    del rng
+    inputs, targets = batch["tokens"][:, :-1], batch["tokens"][:, 1:]
+    mask = batch["loss_mask"].astype(jnp.float32)
+    logits, _, aux = model.apply(params, inputs, model_cfg, token_mask=batch["token_mask"] if "token_mask" in batch else None)
+    logp = jax.nn.log_softmax(logits, axis=-1)
+    nll = -jnp.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]
+    denom = jnp.maximum(mask.sum(), 1.0)
+    ce = (nll * mask).sum() / denom
+    acc = ((jnp.argmax(logits, -1) == targets) * mask).sum() / denom
+    loss = ce + aux.balance_loss
+    return loss, ({"train/ce": ce, "train/token_accuracy": acc,
+                   "moe/balance_loss": aux.balance_loss}, aux.expert_load)
+
+  return loss_fn

@@ -1,0 +1,211 @@
+"""Model invariants: causality, decode cache, MoE routing/dispatch/balancing, config errors."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from r1jax import configs, model
+from r1jax.model import moe
+
+CONFIGS = {
+    "dense": lambda: configs.model_config(qkv_bias=True),
+    "dense_tied": lambda: configs.model_config(tie_embeddings=True, n_kv_heads=4),
+    "mla_moe": lambda: configs.tiny_moe_config(),
+    "mla_direct_q_yarn": lambda: configs.tiny_moe_config(
+        mla=dict(q_lora_rank=0), rope=dict(scaling="yarn", factor=4.0, original_max_position=64,
+                                           mscale=1.0, mscale_all_dim=1.0)),
+    "llama3_rope": lambda: configs.model_config(
+        rope=dict(scaling="llama3", factor=8.0, original_max_position=64)),
+}
+
+
+def _nonzero_bias(cfg, params):
+  if "moe_layers" in params:
+    b = params["moe_layers"]["moe"]["router_bias"]
+    params["moe_layers"]["moe"]["router_bias"] = 0.1 * jax.random.normal(jax.random.key(9),
+                                                                         b.shape)
+  return params
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_causal_and_cache_decode_matches_forward(name):
+  cfg = CONFIGS[name]()
+  configs.validate_model(cfg)
+  params = _nonzero_bias(cfg, model.init_params(cfg, jax.random.key(0)))
+  toks = jax.random.randint(jax.random.key(1), (2, 10), 0, cfg.vocab_size)
+  fwd = jax.jit(lambda p, t: model.forward(p, t, cfg))
+  step = jax.jit(lambda p, t, c, i: model.apply(p, t, cfg, cache=c, cache_index=i)[:2])
+  logits = fwd(params, toks)
+  assert logits.dtype == jnp.float32 and logits.shape == (2, 10, cfg.vocab_size)
+  # Causality: changing token 6 leaves logits 0..5 unchanged and changes 6.
+  toks2 = toks.at[:, 6].set((toks[:, 6] + 1) % cfg.vocab_size)
+  logits2 = fwd(params, toks2)
+  np.testing.assert_allclose(logits[:, :6], logits2[:, :6], atol=1e-6)
+  assert float(jnp.abs(logits[:, 6] - logits2[:, 6]).max()) > 1e-4
+  # Prefill 6 tokens then decode one at a time from the cache == full forward.
+  cache = model.init_cache(cfg, 2, 16)
+  out, cache = step(params, toks[:, :6], cache, 0)
+  steps = [out]
+  for i in range(6, 10):
+    out, cache = step(params, toks[:, i:i + 1], cache, i)
+    steps.append(out)
+  np.testing.assert_allclose(jnp.concatenate(steps, 1), logits, atol=2e-5, rtol=1e-5)
+
+
+def test_mla_cache_holds_latent_not_heads():
+  cfg = configs.tiny_moe_config()
+  cache = model.init_cache(cfg, 2, 16)
+  for group in cache.values():
+    assert set(group) == {"ckv", "kpe"}
+    assert group["ckv"].shape[-1] == cfg.mla.kv_lora_rank
+    assert group["kpe"].shape[-1] == cfg.mla.qk_rope_head_dim
+
+
+def test_left_padding_is_invisible():
+  cfg = configs.tiny_moe_config()
+  params = model.init_params(cfg, jax.random.key(0))
+  toks = jax.random.randint(jax.random.key(1), (1, 5), 0, cfg.vocab_size)
+  ref = model.forward(params, toks, cfg)
+  padded = jnp.concatenate([jnp.zeros((1, 3), jnp.int32), toks], 1)
+  key_mask = jnp.arange(8)[None] >= 3
+  pos = jnp.maximum(jnp.arange(8)[None] - 3, 0)
+  out, _, _ = model.apply(params, padded, cfg, positions=pos, key_mask=key_mask)
+  np.testing.assert_allclose(out[:, 3:], ref, atol=1e-5)
+
+
+def _routing_cfg(**kw):
+  moe_cfg = dict(n_routed_experts=8, n_group=4, topk_group=2, num_experts_per_tok=2,
+                 routed_scaling_factor=2.5, norm_topk_prob=True)
+  moe_cfg.update(kw)
+  return configs.tiny_moe_config(moe=moe_cfg)
+
+
+def test_routing_hand_computed():
+  cfg = _routing_cfg()
+  # One token; the router is the identity on the first 8 dims so logits = x[:8].
+  logits = np.array([0.5, 0.4, 3.0, -3.0, 1.0, 1.1, -1.0, -2.0], np.float32)
+  x = np.zeros((1, 64), np.float32)
+  x[0, :8] = logits
+  router = np.zeros((64, 8), np.float32)
+  router[np.arange(8), np.arange(8)] = 1.0
+  s = 1 / (1 + np.exp(-logits))
+  # Groups of 2: {0,1} {2,3} {4,5} {6,7}; group score = sum of its top-2 = its sum.
+  # Sums: g0=s0+s1=1.2736, g1=s2+s3=0.9999, g2=s4+s5=1.4816, g3=0.3880 -> keep g2, g0.
+  # (Expert 2 has the highest score but sits in a losing group: the group mask must drop it.)
+  r = moe.route(jnp.asarray(x), jnp.asarray(router), jnp.zeros(8), cfg)
+  chosen = sorted(np.asarray(r.experts_Nxk[0]).tolist())
+  assert chosen == [4, 5]
+  w = np.array([s[4], s[5]]) / (s[4] + s[5]) * 2.5
+  got = dict(zip(np.asarray(r.experts_Nxk[0]).tolist(), np.asarray(r.weights_Nxk[0])))
+  np.testing.assert_allclose([got[4], got[5]], w, rtol=1e-6)
+  # A bias changes the selection but not the weights (which use unbiased scores).
+  bias = np.zeros(8, np.float32)
+  bias[0] = 2.0  # group 0 now wins, and expert 0 becomes its top choice
+  r2 = moe.route(jnp.asarray(x), jnp.asarray(router), jnp.asarray(bias), cfg)
+  chosen2 = sorted(np.asarray(r2.experts_Nxk[0]).tolist())
+  assert chosen2 == [0, 5]
+  got2 = dict(zip(np.asarray(r2.experts_Nxk[0]).tolist(), np.asarray(r2.weights_Nxk[0])))
+  np.testing.assert_allclose([got2[0], got2[5]], np.array([s[0], s[5]]) / (s[0] + s[5]) * 2.5,
+                             rtol=1e-6)
+  # Without normalisation the weights are the raw scores times the scaling factor.
+  cfg3 = _routing_cfg(norm_topk_prob=False)
+  r3 = moe.route(jnp.asarray(x), jnp.asarray(router), jnp.zeros(8), cfg3)
+  got3 = dict(zip(np.asarray(r3.experts_Nxk[0]).tolist(), np.asarray(r3.weights_Nxk[0])))
+  np.testing.assert_allclose([got3[4], got3[5]], [2.5 * s[4], 2.5 * s[5]], rtol=1e-6)
+
+
+def _all_experts_reference(x, routing, wg, wu, wd):
+  """Every expert on every token (einsum), then keep the chosen ones: no sorting at all."""
+  h = jnp.einsum("nd,edf->nef", x, wg)
+  u = jnp.einsum("nd,edf->nef", x, wu)
+  y = jnp.einsum("nef,efd->ned", jax.nn.silu(h) * u, wd)  # [N, E, D]
+  gate = jnp.zeros((x.shape[0], wg.shape[0])).at[
+      jnp.arange(x.shape[0])[:, None], routing.experts_Nxk].add(routing.weights_Nxk)
+  return jnp.einsum("ned,ne->nd", y, gate)
+
+
+@pytest.mark.parametrize("n_tokens", [1, 7, 64])
+def test_dropless_dispatch_equals_all_experts(n_tokens):
+  cfg = _routing_cfg()
+  ks = jax.random.split(jax.random.key(n_tokens), 6)
+  x = jax.random.normal(ks[0], (n_tokens, 64))
+  router = 0.3 * jax.random.normal(ks[1], (64, 8))
+  # A strong bias piles every token on few experts: dropless must still keep them all.
+  bias = jnp.array([3.0, 3.0, 0, 0, 0, 0, 0, 0])
+  wg, wu = (0.1 * jax.random.normal(k, (8, 64, 32)) for k in ks[2:4])
+  wd = 0.1 * jax.random.normal(ks[4], (8, 32, 64))
+  r = moe.route(x, router, bias, cfg)
+  out, load = moe.dispatch(x, r, wg, wu, wd)
+  np.testing.assert_allclose(out, _all_experts_reference(x, r, wg, wu, wd), atol=1e-5,
+                             rtol=1e-5)
+  assert int(load.sum()) == n_tokens * 2
+
+
+def test_balancing_bias_moves_loads_toward_uniform():
+  cfg = _routing_cfg(n_group=1, topk_group=1)
+  ks = jax.random.split(jax.random.key(0), 2)
+  # A skewed batch: a constant feature pushes most tokens to experts 0 and 1.
+  x = jax.random.normal(ks[0], (512, 64)).at[:, 0].set(1.0)
+  router = (0.1 * jax.random.normal(ks[1], (64, 8))).at[0, 0].add(2.0).at[0, 1].add(1.0)
+
+  def load_of(bias):
+    r = moe.route(x, router, bias[0], cfg)
+    return jnp.bincount(r.experts_Nxk.reshape(-1), length=8)
+
+  @jax.jit
+  def run(bias):
+    def body(bias, _):
+      new = moe.update_router_bias(bias, load_of(bias)[None], 3e-3)
+      load = load_of(new)
+      return new, load.max() / load.mean()
+    return jax.lax.scan(body, bias, None, length=200)
+
+  start = float(load_of(jnp.zeros((1, 8))).max() / 128.0)
+  bias, history = run(jnp.zeros((1, 8)))
+  history = np.asarray(history)
+  assert start > 3.0, "the batch should start skewed"
+  assert history[-1] < 1.1, history[::20]
+  assert history[20] < start and history[100] < history[5], history[::20]
+  # The bias never touches the combine weights: only the selection moved.
+  assert float(jnp.abs(bias).max()) > 0
+
+
+def test_aux_balance_loss_prefers_uniform():
+  cfg = _routing_cfg(n_group=1, topk_group=1, aux_loss_alpha=1.0)
+  n = 64
+  # Uniform: each token picks experts (2i, 2i+1) mod 8 with equal scores -> f_i = 1, P_i = 1/8.
+  experts = jnp.stack([jnp.arange(n) * 2 % 8, (jnp.arange(n) * 2 + 1) % 8], 1)
+  scores = jnp.full((n, 8), 0.5)
+  uni = moe.sequence_balance_loss(moe.Routing(experts, jnp.ones((n, 2)), scores), 1, cfg)
+  np.testing.assert_allclose(float(uni), 1.0, rtol=1e-6)  # sum_i f_i P_i = 8 * 1 * 1/8
+  skew = moe.sequence_balance_loss(
+      moe.Routing(jnp.tile(jnp.array([[0, 1]]), (n, 1)), jnp.ones((n, 2)),
+                  scores.at[:, :2].set(5.0)), 1, cfg)
+  assert float(skew) > 2.0
+
+
+@pytest.mark.parametrize("override,needle", [
+    (dict(n_heads=6, n_kv_heads=4), "multiple of n_kv_heads"),
+    (dict(moe=dict(n_routed_experts=8, num_experts_per_tok=9)), "num_experts_per_tok"),
+    (dict(moe=dict(n_routed_experts=8, n_group=3)), "n_group"),
+    (dict(moe=dict(n_routed_experts=8, n_group=4, topk_group=5)), "topk_group"),
+    (dict(attention="mha"), "allowed"),
+    (dict(dtype="float16"), "allowed"),
+])
+def test_invalid_model_configs(override, needle):
+  with pytest.raises(configs.ConfigError, match=needle):
+    configs.validate_model(configs.model_config(**override))
+
+
+def test_unknown_key_lists_valid_keys():
+  with pytest.raises(configs.ConfigError, match=r"Unknown config key 'n_head'.*n_heads"):
+    configs.model_config(n_head=4)
+
+
+def test_mesh_errors():
+  with pytest.raises(configs.ConfigError, match="multiplies to 6"):
+    configs.mesh_shape(configs.mesh_config(data=3, fsdp=2), 8)
+  assert configs.mesh_shape(configs.mesh_config(data=-1, tensor=2), 8) == (4, 1, 1, 2)
+  with pytest.raises(configs.ConfigError, match="expert=3 must divide"):
+    configs.validate_mesh_for_model((1, 1, 3, 1), configs.tiny_moe_config())
