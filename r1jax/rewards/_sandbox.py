@@ -13,11 +13,20 @@ Two isolation modes, chosen once per process by :func:`sandbox_capabilities`:
     uts namespaces (plus a user namespace when the judge is not root), builds a
     minimal read-only root (``/usr``, the interpreter's prefix, a few devices,
     private size-capped ``/tmp``, the program's directory at ``/work``),
-    ``chroot``s into it, and runs the program as pid 2 under rlimits with a
+    ``pivot_root``s into it and detaches the host tree, and runs the program as
+    pid 2 under rlimits with a
     unique unprivileged uid (root judge) or with every capability dropped
     (non-root judge), ``no_new_privs`` set.  The new network namespace has only
     a downed loopback, so no connection can be made.  When pid 1 of the
-    namespace exits or is killed, the kernel kills every process in it.
+    namespace exits or is killed, the kernel kills every process in it; pid 1
+    has ``PDEATHSIG=SIGKILL``, so killing the runner (the judge's backstop)
+    takes the namespace down too.
+
+    Residual risks: rlimits are per process, so memory is bounded by
+    ``memory_mb * max_processes`` (no cgroups); the program may create user
+    namespaces of its own where the host allows unprivileged ones (kernel attack
+    surface; there is no host filesystem left in its mount namespace to reach);
+    no seccomp filter.
 
 ``fallback``
     No namespaces (e.g. a container without ``CAP_SYS_ADMIN`` and no
@@ -35,7 +44,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
+import functools
+import marshal
 import os
 import secrets
 import selectors
@@ -122,12 +132,23 @@ _uids_in_use: set[int] = set()
 _uid_counter = 0
 
 
+def uid_block() -> tuple[int, int]:
+    """The [start, stop) range of sandbox uids this judge process uses (root judge)."""
+    start = _UID_BASE + (os.getpid() % 16384) * _UID_BLOCK
+    return start, start + _UID_BLOCK
+
+
+def marker_prefix() -> str:
+    """Prefix of the marker value of every sandbox this judge process starts."""
+    return f"{os.getpid()}-"
+
+
 @contextlib.contextmanager
 def _uid_slot() -> Iterator[int]:
     """Lease a uid that no other live sandbox uses and that was not used recently."""
     global _uid_counter
     _slot_sem.acquire()
-    block = _UID_BASE + (os.getpid() % 16384) * _UID_BLOCK
+    block = uid_block()[0]
     with _slot_lock:
         while True:
             uid = block + _uid_counter % _UID_BLOCK
@@ -206,11 +227,13 @@ def _sweep(find, what: str) -> None:
 # ---------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=None)
 def _python() -> str:
     return os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
 
 
-def _binds() -> list[tuple[str, str, str]]:
+@functools.lru_cache(maxsize=None)
+def _binds() -> tuple[tuple[str, str, str], ...]:
     """Host paths the chrooted program sees, read-only: system dirs and the interpreter."""
     binds: list[tuple[str, str, str]] = []
     dirs: list[str] = []
@@ -229,14 +252,15 @@ def _binds() -> list[tuple[str, str, str]]:
             dirs.append(prefix)
     if os.path.isfile("/etc/ld.so.cache"):
         binds.append(("file", "/etc/ld.so.cache", ""))
-    return binds
+    return tuple(binds)
 
 
-def _read_roots() -> list[str]:
+@functools.lru_cache(maxsize=None)
+def _read_roots() -> tuple[str, ...]:
     """Paths a fallback-mode program may read besides its own directory."""
     roots = {sys.base_prefix, sys.base_exec_prefix, os.path.dirname(os.path.dirname(_python())),
              "/usr/lib", "/usr/lib64", "/usr/share/zoneinfo"}
-    return sorted(os.path.realpath(r) for r in roots)
+    return tuple(sorted(os.path.realpath(r) for r in roots))
 
 
 # ---------------------------------------------------------------------------
@@ -341,8 +365,8 @@ def _run(source: str, stdin: str | None, call: str | None, timeout_s: float,
         os.mkdir(os.path.join(top, "root"), 0o755)
         with open(os.path.join(work, "main.py"), "w", encoding="utf-8", errors="surrogatepass") as f:
             f.write(source)
-        stdin_path = os.path.join(top, "stdin")
-        with open(stdin_path, "wb") as f:
+        stdin_path = os.path.join(top, "stdin")  # outside work/, read only by the judge
+        with open(os.open(stdin_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
             f.write((stdin or "").encode("utf-8", "surrogatepass"))
         slot = _uid_slot() if as_root else contextlib.nullcontext(None)
         with slot as uid:
@@ -367,7 +391,7 @@ def _rmtree(path: str) -> None:
 
 def _launch(top: str, work: str, stdin_path: str, call: str | None, timeout_s: float,
             config: SandboxConfig, mode: str, mount_proc: bool, uid: int | None) -> RunResult:
-    token = secrets.token_hex(8)
+    token = marker_prefix() + secrets.token_hex(8)
     cpu_s = int(timeout_s) + 1
     status_r, status_w = os.pipe()
     result_r, result_w = os.pipe() if call is not None else (-1, -1)
@@ -403,7 +427,7 @@ def _launch(top: str, work: str, stdin_path: str, call: str | None, timeout_s: f
         "TMPDIR": "/tmp" if mode == "namespaces" else work,
         MARKER_ENV: token,
     }
-    argv = [_python(), "-I", "-S", "-B", "-X", "utf8", RUNNER_PATH, json.dumps(cfg)]
+    argv = [_python(), "-I", "-S", "-B", "-X", "utf8", RUNNER_PATH, marshal.dumps(cfg).hex()]
     pass_fds = (status_w,) if call is None else (status_w, result_w)
     start = time.monotonic()
     try:

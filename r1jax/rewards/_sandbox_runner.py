@@ -9,7 +9,7 @@ Process tree in ``namespaces`` mode::
 
     judge (host)                       reads stdout/stderr/status/result pipes
       runner   (this file, main)       outside the new namespaces; wall-clock timer
-        init   (pid 1 of new pid ns)   builds the chroot, reaps, reports exit status
+        init   (pid 1 of new pid ns)   builds the root, pivot_root, reaps, reports exit
           user (pid 2)                 rlimits, unprivileged uid, no capabilities,
                                        runs the untrusted program
 
@@ -26,9 +26,8 @@ goes to a separate result pipe; it is only a *claimed value* that the judge
 compares against an expected value the child never sees.
 """
 
-import json
+import marshal
 import os
-import platform
 import signal
 import sys
 
@@ -139,8 +138,8 @@ def _report(fd: int, token: str, msg: str = "") -> None:
 # ---------------------------------------------------------------------------
 
 
-def _build_chroot(cfg: dict) -> None:
-    """Inside the new mount namespace: assemble a minimal root and chroot into it."""
+def _build_root(cfg: dict) -> None:
+    """Inside the new mount namespace: assemble a minimal root and pivot into it."""
     root = cfg["rootdir"]
     os.umask(0o022)
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
@@ -188,7 +187,7 @@ def _build_chroot(cfg: dict) -> None:
     # is no longer mounted anywhere in this namespace, so even a program that
     # regains CAP_SYS_CHROOT in a user namespace of its own has nothing to escape to.
     os.chdir(root)
-    _check(_c().syscall(_SYS_PIVOT_ROOT[platform.machine()], b".", b"."), "pivot_root")
+    _check(_c().syscall(_SYS_PIVOT_ROOT[os.uname().machine], b".", b"."), "pivot_root")
     _check(_c().umount2(b".", MNT_DETACH), "umount old root")
     os.chdir("/")
     os.chroot(".")
@@ -281,7 +280,7 @@ def _init_main(cfg: dict, src: bytes, setup_r: int, setup_w: int) -> None:
         # SIGINT handler so the program cannot interrupt init (user-ns mode).
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         _c().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        _build_chroot(cfg)
+        _build_root(cfg)
         user_pid = os.fork()
         if user_pid == 0:
             _user_main(cfg, src, setup_w)  # never returns
@@ -420,7 +419,6 @@ def _plain(value, depth: int = 0):
 
 def _run_program(code, call_code, result_fd: int) -> None:
     import builtins
-    import traceback
 
     rc = 0
     namespace = {
@@ -440,6 +438,8 @@ def _run_program(code, call_code, result_fd: int) -> None:
     except BaseException:  # noqa: BLE001 - the program's own failure
         rc = 1
         try:
+            import traceback
+
             traceback.print_exc()
         except BaseException:  # noqa: BLE001
             pass
@@ -501,11 +501,12 @@ def _install_audit_hook(cfg: dict) -> None:
     read_roots = tuple(cfg["read_roots"]) + (workdir,)
     write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
     devices = ("/dev/null", "/dev/zero", "/dev/urandom", "/dev/random", "/dev/full")
-    str_, bytes_, int_ = str, bytes, int
+    str_, bytes_, int_, fspath = str, bytes, int, os.fspath
 
     def canon(path, dir_fd=None):
         if _isinstance(path, int_):
             return None  # an already-open descriptor
+        path = fspath(path)
         if _isinstance(path, bytes_):
             path = path.decode("utf-8", "surrogateescape")
         path = str_(path)
@@ -595,7 +596,7 @@ def _install_audit_hook(cfg: dict) -> None:
 
 
 def main() -> None:
-    cfg = json.loads(sys.argv[1])
+    cfg = marshal.loads(bytes.fromhex(sys.argv[1]))  # marshal: no import cost, unlike json
     with open("main.py", "rb") as f:  # cwd is the program's work directory
         src = f.read()
     if cfg["mode"] == "namespaces":

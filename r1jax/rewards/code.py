@@ -35,13 +35,18 @@ to.  Defences, in ``r1jax.rewards._sandbox`` / ``_sandbox_runner``:
   program is compiled refuses socket creation, connect, name lookups, starting
   new programs and ctypes.  :func:`sandbox_capabilities` says which is active
   (``caps["network"]`` is ``"network-namespace"`` or ``"audit-hook"``).
-* Filesystem and privileges: in ``namespaces`` mode the program is chrooted
-  into a minimal root (read-only system dirs and interpreter, private
-  size-capped ``/tmp``, its own directory at ``/work``) and runs as a unique
-  unprivileged uid (root judge) or with all capabilities dropped in a user
-  namespace (non-root judge), with ``no_new_privs``; other processes, the
+* Filesystem and privileges: in ``namespaces`` mode the program is moved
+  (``pivot_root``, host tree detached) into a minimal root (read-only system
+  dirs and interpreter, private size-capped ``/tmp``, its own directory at
+  ``/work``, a ``/proc`` showing only its own pid namespace) and runs as a
+  unique unprivileged uid (root judge) or with all capabilities dropped in a
+  user namespace (non-root judge), with ``no_new_privs``; other processes, the
   judge's files and environment are out of sight.  In ``fallback`` mode the
-  uid switch (root judge) plus the audit hook's path policy apply.
+  uid switch (root judge) plus the audit hook's path policy apply (writes only
+  in its directory, reads only there and in the interpreter's files).
+* Residual risks (see ``_sandbox``): memory is bounded per process
+  (``memory_mb * max_processes`` in total, no cgroups), no seccomp filter, and
+  the fallback audit hook is defence in depth, not a kernel boundary.
 * The judge compares outside the sandbox.  The child never receives the
   expected output (not in its files, environment, argv or stdin); it only
   produces stdout or a *claimed* return value (rebuilt from exact built-in

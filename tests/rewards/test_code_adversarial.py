@@ -34,8 +34,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def _sandbox_pids() -> list[int]:
-    """Live processes started by any sandbox: the run marker, or (root) a sandbox uid."""
-    marker = _sandbox.MARKER_ENV.encode() + b"="
+    """Live processes started by this process's sandboxes: run marker, or (root) sandbox uid.
+
+    Scoped to this judge process: other sessions may be scoring code concurrently.
+    """
+    marker = f"{_sandbox.MARKER_ENV}={_sandbox.marker_prefix()}".encode()
+    uid_start, uid_stop = _sandbox.uid_block()
     found = []
     for name in os.listdir("/proc"):
         if not name.isdigit() or int(name) == os.getpid():
@@ -46,7 +50,7 @@ def _sandbox_pids() -> list[int]:
                     continue
             with open(f"/proc/{name}/status", "rb") as f:
                 uid = next(int(l.split()[1]) for l in f if l.startswith(b"Uid:"))
-            if uid >= _sandbox._UID_BASE:
+            if uid_start <= uid < uid_stop:
                 found.append(int(name))
                 continue
             with open(f"/proc/{name}/environ", "rb") as f:
