@@ -55,12 +55,22 @@ Both sides go through the same normalisation, then are compared structurally:
   digit run ``2^10`` is one exponent --, ``!``, ``|x|``, trig/log functions,
   ``\\log_b``, ``\\binom``, floor/ceil, ``e`` = Euler's number, ``i`` = imaginary
   unit, ``\\log`` = natural log, decimals as exact rationals, repeating decimals
-  ``0.\\overline{3}``). They are equal when ``expand(a - b) == 0``, or else when a
-  randomised numeric identity test at real sample points of both signs (40
-  digits) agrees everywhere, falling back to ``simplify`` when evaluation fails.
-* Numbers (and numeric sample values) compare with a relative tolerance of
-  1e-9 (absolute floor 1e-20): ``0.333`` is not ``1/3``, ``0.3333333333`` is.
-  Infinities must match exactly. ``10\\%`` equals ``10`` (not ``0.1``).
+  ``0.\\overline{3}``, mixed numbers: an integer followed by a proper
+  ``\\frac{p}{q}`` of digits, ``2\\frac{1}{3}`` = 7/3).
+* Numbers -- answers or parts of answers without variables: tuple, set and
+  matrix entries, right-hand sides of ``x = ...`` -- compare with a relative
+  tolerance of 1e-9 (absolute floor 1e-20): ``0.333`` is not ``1/3``,
+  ``0.3333333333`` is; infinities must match exactly; ``10\\%`` equals ``10``
+  (not ``0.1``).
+* Expressions with variables must be identical as functions, with no
+  tolerance on coefficients (``x/3`` is not ``0.3333333333x``; ``x^{30}`` is not
+  ``x^{30}+1``). Rational functions with rational coefficients are decided
+  exactly (exact evaluation at random rational points, Schwartz-Zippel);
+  anything else (radicals, trig, logs, ``|x|``, constants like pi) by
+  ``expand(a - b) == 0``, else a numeric identity test at real sample points of
+  both signs evaluated to 40 digits (relative tolerance 1e-20, for evaluation
+  error only), else ``simplify(a - b) == 0``. So ``\\sqrt{x^2}`` is ``|x|``, not
+  ``x``.
 * Ordered tuples ``(a, b)`` and intervals ``[a, b)`` keep element order and both
   bracket types (``[1,2)`` != ``(1,2)``). ``\\{...\\}`` sets and bare comma lists
   compare as multisets (``\\{1,2\\}`` == ``\\{2,1\\}`` == ``2, 1``; ``\\{1,1\\}`` !=
@@ -116,7 +126,8 @@ MAX_DEPTH = 60  # deeper bracket nesting is rejected outright
 MAX_BITS = 100_000  # largest exact integer/rational magnitude the reader builds
 MAX_FACTORIAL = 3000
 MAX_LIST = 40  # longest list/set/tuple compared
-REL_TOL = 1e-9
+REL_TOL = 1e-9  # numbers
+EXPR_TOL = 1e-20  # numeric identity tests of expressions with variables (40-digit evaluation)
 ABS_TOL = 1e-20
 
 # ---------------------------------------------------------------------------
@@ -146,19 +157,40 @@ def _match_brace(s: str, i: int) -> int:
     return -1
 
 
+def _brace_matches(s: str) -> dict[int, int]:
+    """Map each '{' index to the index just past its matching '}' (one linear pass)."""
+    out: dict[int, int] = {}
+    stack: list[int] = []
+    j, n = 0, len(s)
+    while j < n:
+        c = s[j]
+        if c == "\\":
+            j += 2
+            continue
+        if c == "{":
+            stack.append(j)
+        elif c == "}" and stack:
+            out[stack.pop()] = j + 1
+        j += 1
+    return out
+
+
 def _last_boxed(s: str) -> str | None:
     """Content of the last balanced \\boxed{...} in s, or None."""
     starts = [m.end() for m in _BOX_RE.finditer(s)]
+    if not starts:
+        return None
+    matches = _brace_matches(s)
     for k in reversed(starts):
         j = k
         while j < len(s) and s[j] in " \t\n":
             j += 1
         if j < len(s) and s[j] == "{":
-            end = _match_brace(s, j)
+            end = matches.get(j, -1)
             if end != -1:
                 return s[j + 1 : end - 1]
-        elif j < len(s) and j > k:  # "\boxed 5": one token
-            m = re.match(r"[^\s$]+", s[j:])
+        elif j < len(s) and j > k:  # "\\boxed 5": one token
+            m = re.match(r"[^\s$]+", s[j : j + 1000])
             if m:
                 return m.group(0)
     return None
@@ -222,7 +254,7 @@ _TEXT_CMDS = (
 _TEXT_RE = re.compile(r"\\(" + "|".join(_TEXT_CMDS) + r")(?![a-zA-Z])\s*\{")
 _WORDY_TEXT = frozenset(("text", "textbf", "textit", "textrm", "textsf", "texttt",
                          "textnormal", "textup", "mbox", "hbox", "mathrm"))
-_UNIT_CONTENT_RE = re.compile(r"[A-Za-z][A-Za-z .\-']*")
+_UNIT_CONTENT_RE = re.compile(r"[A-Za-z][A-Za-z .\-'/]*")
 _UNIT_POWER_RE = re.compile(r"\s*\^\s*(?:\{\s*\d\s*\}|\d)")
 _CONNECTIVE_RE = re.compile(r"\s*(?:and|or|,)\s*", re.I)
 _THOUSANDS_RE = re.compile(r"(?<![\d.,])[1-9]\d{0,2}(?:,\d{3})+(?![\d]|,\d)")
@@ -292,7 +324,7 @@ def _thousands_sub(m: re.Match) -> str:
 def _strip_trailing_words(s: str) -> str:
     toks = s.split(" ")
     k = len(toks)
-    while k > 1 and re.fullmatch(r"[A-Za-z]{2,}\.?", toks[k - 1]):
+    while k > 1 and re.fullmatch(r"[A-Za-z]{2,}(?:/[A-Za-z]+)*\.?|[A-Za-z]/[A-Za-z]+", toks[k - 1]):
         k -= 1
     if k == len(toks):
         return s
@@ -957,7 +989,9 @@ class _Reader:
         t = self.next()
         kind, v = t
         if kind == "num":
-            return self.number(v)
+            val = self.number(v)
+            mixed = self._mixed_fraction(v)
+            return val if mixed is None else val + mixed
         if kind == "letter":
             sub = self.subscript()
             primes = ""
@@ -983,6 +1017,19 @@ class _Reader:
         if kind == "cmd":
             return self.command(v[1:])
         raise _ParseError(f"unexpected {v!r}")
+
+    def _mixed_fraction(self, v: str) -> Any:
+        """After an integer literal, a proper \\frac{p}{q} of digits is a mixed number."""
+        if not v.isdigit():
+            return None
+        t = self.toks[self.i : self.i + 7]
+        if (len(t) == 7 and t[0] == ("cmd", "\\frac") and t[1][1] == "{" and t[2][0] == "num"
+                and t[3][1] == "}" and t[4][1] == "{" and t[5][0] == "num" and t[6][1] == "}"
+                and t[2][1].isdigit() and t[5][1].isdigit() and len(t[5][1]) < 20
+                and 0 < int(t[2][1]) < int(t[5][1])):
+            self.i += 7
+            return self.sp.Rational(int(t[2][1]), int(t[5][1]))
+        return None
 
     def command(self, name: str) -> Any:
         sp = self.sp
@@ -1110,6 +1157,15 @@ class _Ctx:
                 self.cache[s] = None
         return self.cache[s]
 
+    def exact_points(self, symbols: tuple, n: int = 6) -> list[dict]:
+        """Random rational points from a large set (exact identity testing)."""
+        import sympy as sp
+
+        return [
+            {s: sp.Rational(self.rng.choice((-1, 1)) * self.rng.randint(1, 10**6), 997) for s in symbols}
+            for _ in range(n)
+        ]
+
     def points(self, symbols: tuple, n: int = 6) -> list[dict]:
         key = symbols
         if key not in self._points:
@@ -1127,7 +1183,7 @@ class _Ctx:
         return self._points[key]
 
 
-def _num_close(a: Any, b: Any) -> bool | None:
+def _num_close(a: Any, b: Any, rel: float = REL_TOL) -> bool | None:
     """Compare two numeric sympy values; None when they can't be evaluated."""
     import sympy as sp
 
@@ -1143,10 +1199,11 @@ def _num_close(a: Any, b: Any) -> bool | None:
         return None
     d = sp.sqrt((ra - rb) ** 2 + (ia - ib) ** 2)
     scale = sp.Max(sp.sqrt(ra**2 + ia**2), sp.sqrt(rb**2 + ib**2))
-    return bool(d <= REL_TOL * scale or d <= ABS_TOL)
+    return bool(d <= rel * scale or d <= ABS_TOL)
 
 
 def _size_ok(e: Any, limit: int = 400) -> bool:
+    """Cheap enough for expand/simplify: few nodes and a small expanded size."""
     import sympy as sp
 
     n = 0
@@ -1154,10 +1211,32 @@ def _size_ok(e: Any, limit: int = 400) -> bool:
         n += 1
         if n > limit:
             return False
-        if isinstance(node, sp.Pow) and isinstance(node.exp, sp.Integer):
-            if abs(int(node.exp)) > 40 and not node.base.is_Atom:
-                return False
-    return True
+    return _expanded_terms(e) <= 2000
+
+
+def _expanded_terms(e: Any) -> float:
+    """Rough upper bound on the number of terms of expand(e)."""
+    import sympy as sp
+
+    if e.is_Atom:
+        return 1.0
+    if isinstance(e, sp.Add):
+        return sum(_expanded_terms(a) for a in e.args)
+    if isinstance(e, sp.Mul):
+        out = 1.0
+        for a in e.args:
+            out *= _expanded_terms(a)
+            if out > 1e12:
+                return out
+        return out
+    if isinstance(e, sp.Pow) and isinstance(e.exp, sp.Integer):
+        k, n = _expanded_terms(e.base), abs(int(e.exp))
+        if k <= 1:
+            return 1.0
+        if n > 10_000 or k > 10_000:
+            return 1e12
+        return float(math.comb(n + int(k) - 1, int(k) - 1)) if n > 0 else 1.0
+    return max([_expanded_terms(a) for a in e.args] + [1.0])
 
 
 def _numbers_equiv(a: Any, b: Any) -> bool:
@@ -1188,7 +1267,24 @@ def _sample_values(e: Any, pts: list[dict]) -> list[Any]:
     return vals
 
 
+def _exact_rational_fn(e: Any, syms: tuple) -> bool:
+    """A rational function of syms with rational coefficients and modest exponents."""
+    import sympy as sp
+
+    for node in sp.preorder_traversal(e):
+        if node.is_Atom:
+            if not (node.is_Rational or node in syms):
+                return False
+        elif isinstance(node, sp.Pow):
+            if not isinstance(node.exp, sp.Integer) or abs(int(node.exp)) > 2000:
+                return False
+        elif not isinstance(node, (sp.Add, sp.Mul)):
+            return False
+    return True
+
+
 def _expr_equiv(a: Any, b: Any, ctx: _Ctx) -> bool:
+    """Expressions: numbers with tolerance; with variables, exact identity."""
     import sympy as sp
 
     if a is None or b is None:
@@ -1201,16 +1297,29 @@ def _expr_equiv(a: Any, b: Any, ctx: _Ctx) -> bool:
     diff = a - b
     if diff == 0:
         return True
+    syms = tuple(sorted(fa | fb, key=str))
+    if _exact_rational_fn(diff, syms):
+        # Exact evaluation at random rational points (Schwartz-Zippel): decisive.
+        agree = 0
+        for pt in ctx.exact_points(syms):
+            va, vb = a.xreplace(pt), b.xreplace(pt)
+            if not (va.is_Rational and vb.is_Rational):
+                continue  # a pole
+            if va != vb:
+                return False
+            agree += 1
+        if agree >= 3:
+            return True
     if _size_ok(diff) and sp.expand(diff) == 0:
         return True
-    syms = tuple(sorted(fa | fb, key=str))
+    # Numeric identity test at 40 digits; the tolerance only absorbs evaluation error.
     va = _sample_values(a, ctx.points(syms))
     vb = _sample_values(b, ctx.points(syms))
     valid = 0
     for x, y in zip(va, vb):
         if x is None or y is None:
             continue
-        r = _num_close(x, y)
+        r = _num_close(x, y, rel=EXPR_TOL)
         if r is None:
             continue
         if not r:
@@ -1247,7 +1356,7 @@ def _ratio_const(d1: Any, d2: Any, ctx: _Ctx, positive: bool) -> bool:
         return False
     if positive and not (r0.is_real and r0 > 0):
         return False
-    return all(_num_close(r, r0) for r in ratios[1:])
+    return all(_num_close(r, r0, rel=EXPR_TOL) for r in ratios[1:])
 
 
 _FLIP = {"<": ">", "<=": ">="}
@@ -1419,6 +1528,8 @@ def _serve() -> None:
                     resource.setrlimit(resource.RLIMIT_CPU, (lim, hard))
             except Exception:
                 pass
+        if req.get("sleep"):  # used by the tests to exercise the timeout path
+            time.sleep(min(float(req["sleep"]), 600.0))
         ok = _compare_safe(req.get("p"), req.get("g"))
         out.write(b"1\n" if ok else b"0\n")
         out.flush()
@@ -1465,10 +1576,13 @@ class _Helper:
             raise _HelperDied()
         self.ready = True
 
-    def ask(self, pred: str, gold: str, timeout_s: float) -> bool | None:
+    def ask(self, pred: str, gold: str, timeout_s: float, sleep: float = 0.0) -> bool | None:
         """True/False, or None on timeout (the caller kills this helper)."""
         self.wait_ready()
-        data = (json.dumps({"p": pred, "g": gold}) + "\n").encode()
+        req: dict[str, Any] = {"p": pred, "g": gold}
+        if sleep:
+            req["sleep"] = sleep
+        data = (json.dumps(req) + "\n").encode()
         try:
             self.proc.stdin.write(data)  # type: ignore[union-attr]
         except (BrokenPipeError, OSError) as e:
@@ -1569,7 +1683,7 @@ def warmup() -> None:
         pass
 
 
-def _ask_helper(pred: str, gold: str, timeout_s: float) -> bool:
+def _ask_helper(pred: str, gold: str, timeout_s: float, _sleep: float = 0.0) -> bool:
     global _warned
     for attempt in range(2):
         try:
@@ -1580,7 +1694,7 @@ def _ask_helper(pred: str, gold: str, timeout_s: float) -> bool:
                 _log.error("math_equiv: cannot start helper process (%s); answering False", e)
             return False
         try:
-            res = h.ask(pred, gold, timeout_s)
+            res = h.ask(pred, gold, timeout_s, _sleep)
         except _HelperDied:
             _POOL.discard(h)
             continue
