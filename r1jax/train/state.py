@@ -32,7 +32,7 @@ class TrainState:
   step: Array  # int32 scalar: optimiser updates applied
   params: Params
   opt_state: Any
-  rng: Array  # key array, advanced every step
+  rng: Array  # uint32 raw key data (checkpointable), advanced every step
   nonfinite: Array  # int32 scalar: consecutive steps skipped for a non-finite loss
 
 
@@ -93,11 +93,14 @@ def create_train_state(model_cfg: Any, tx: optax.GradientTransformation, mesh: M
   """A sharded train state (fresh params, or `params` resharded) and its shardings."""
   def init(rng: Array, params: Params | None) -> TrainState:
     init_rng, rng = jax.random.split(rng)
+    rng = jax.random.key_data(rng)
     if params is None:
       params = model.init_params(model_cfg, init_rng)
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
                       rng=rng, nonfinite=jnp.zeros((), jnp.int32))
 
+  if not jax.dtypes.issubdtype(rng.dtype, jax.dtypes.prng_key):
+    rng = jax.random.wrap_key_data(rng)
   abstract = jax.eval_shape(init, rng, params)
   shardings = state_shardings(abstract, model_cfg, mesh, rules)
   with sharding.use_mesh(mesh, rules):
@@ -120,7 +123,7 @@ def make_train_step(loss_fn: LossFn, model_cfg: Any, tx: optax.GradientTransform
   rate = model_cfg.moe.bias_update_rate if model_cfg.moe.n_routed_experts else 0.0
 
   def step(state: TrainState, batch: dict[str, Array]) -> tuple[TrainState, dict[str, Array]]:
-    rng, step_rng = jax.random.split(state.rng)
+    rng, step_rng = jax.random.split(jax.random.wrap_key_data(state.rng))
     (loss, (metrics, load)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         state.params, batch, step_rng)
     gnorm = global_norm(grads)
@@ -138,7 +141,7 @@ def make_train_step(loss_fn: LossFn, model_cfg: Any, tx: optax.GradientTransform
         step=state.step + ok.astype(jnp.int32),
         params=keep(params, state.params),
         opt_state=keep(opt_state, state.opt_state),
-        rng=rng,
+        rng=jax.random.key_data(rng),
         nonfinite=jnp.where(ok, 0, state.nonfinite + 1))
     metrics = dict(metrics)
     metrics.update({"train/loss": loss, "grads/all/norm": gnorm,

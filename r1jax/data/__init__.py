@@ -1,0 +1,1 @@
+"""Prompt templates, synthetic tasks, dataset builders and readers."""

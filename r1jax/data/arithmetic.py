@@ -1,0 +1,77 @@
+"""A synthetic reasoning task checked by rule: multi-digit addition.
+
+Solutions come in two styles. `direct`: the answer alone. `worked`: a column-by-column
+solution from the least significant digit, each step `a+b+carry=sum`, which a small
+model executes far more reliably than a direct multi-digit sum. The base-model corpus
+mixes both, so that RL has something to discover: that thinking first pays.
+
+Problems are generated offline from a seed; evaluation problems are drawn from a
+disjoint set (a hash split on the operands), so they never appear in training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+  a: int
+  b: int
+
+  @property
+  def question(self) -> str:
+    return f"What is {self.a} + {self.b}?"
+
+  @property
+  def answer(self) -> str:
+    return str(self.a + self.b)
+
+
+def is_eval_problem(p: Problem, eval_fraction: float) -> bool:
+  """Deterministic split by a hash of the operands (never train on eval problems)."""
+  h = int(hashlib.sha256(f"{p.a}+{p.b}".encode()).hexdigest()[:8], 16)
+  return (h % 10_000) < eval_fraction * 10_000
+
+
+def sample_problems(seed: int, n: int, digits: int, *, split: str, eval_fraction: float = 0.1
+                    ) -> list[Problem]:
+  """`n` problems with operands of 1..`digits` digits from the 'train' or 'eval' split."""
+  if split not in ("train", "eval"):
+    raise ValueError(f"split={split!r}; allowed: 'train', 'eval'.")
+  rng = np.random.default_rng(seed)
+  out: list[Problem] = []
+  want_eval = split == "eval"
+  while len(out) < n:
+    da, db = rng.integers(1, digits + 1, size=2)
+    a = int(rng.integers(10 ** (da - 1) if da > 1 else 0, 10 ** da))
+    b = int(rng.integers(10 ** (db - 1) if db > 1 else 0, 10 ** db))
+    p = Problem(a, b)
+    if is_eval_problem(p, eval_fraction) == want_eval:
+      out.append(p)
+  return out
+
+
+def worked_steps(p: Problem) -> str:
+  """Column addition from the right: '7+5=12,4+8+1=13' for 47 + 85."""
+  xs, ys = str(p.a)[::-1], str(p.b)[::-1]
+  carry, steps = 0, []
+  for i in range(max(len(xs), len(ys))):
+    x = int(xs[i]) if i < len(xs) else 0
+    y = int(ys[i]) if i < len(ys) else 0
+    s = x + y + carry
+    steps.append(f"{x}+{y}" + (f"+{carry}" if carry else "") + f"={s}")
+    carry = s // 10
+  return ",".join(steps)
+
+
+def completion(p: Problem, style: str) -> str:
+  """The assistant's text after the prompt, in the R1-Zero tag format."""
+  if style == "worked":
+    return f" <think>{worked_steps(p)}</think> <answer>{p.answer}</answer>"
+  if style == "direct":
+    return f" <think></think> <answer>{p.answer}</answer>"
+  raise ValueError(f"style={style!r}; allowed: 'worked', 'direct'.")

@@ -1,0 +1,50 @@
+"""The real CLI: config file + overrides, config.json, metrics, skip of a finished stage."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run(workdir, *extra, check=True):
+  cmd = [sys.executable, "-m", "r1jax.main", "--config=experiments/r1_zero_tiny.py:smoke",
+         f"--workdir={workdir}", *extra]
+  env = {**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu"}
+  out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+  if check:
+    assert out.returncode == 0, out.stderr[-3000:]
+  return out
+
+
+def test_cli_smoke_run_and_skip(tmp_path):
+  wd = str(tmp_path / "run")
+  out = _run(wd, "--config.pretrain.steps=4", "--config.pretrain.checkpoint_every=2")
+  cfg = json.load(open(os.path.join(wd, "config.json")))
+  assert cfg["pretrain"]["steps"] == 4 and cfg["model"]["attention"] == "mla"
+  rows = [json.loads(l) for l in open(os.path.join(wd, "pretrain_base", "metrics.jsonl"))]
+  assert [r["step"] for r in rows] == [1, 2, 3, 4]
+  assert all(r["train/loss"] > 0 for r in rows)
+  assert rows[-1]["train/loss"] < rows[0]["train/loss"]
+  assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(wd, "pretrain_base")))
+  summary = json.load(open(os.path.join(wd, "summary.json")))
+  assert summary["pretrain_base"]["final_loss"] == pytest.approx(rows[-1]["train/loss"])
+  # The same command again finds the finished stages and skips them.
+  again = _run(wd, "--config.pretrain.steps=4", "--config.pretrain.checkpoint_every=2")
+  assert "tokenizer: found" in again.stdout and "pretrain_base: finished" in again.stdout
+  assert len(open(os.path.join(wd, "pretrain_base", "metrics.jsonl")).readlines()) == 4
+
+
+def test_cli_misspelt_override_lists_valid_keys(tmp_path):
+  out = _run(str(tmp_path / "bad"), "--config.model.n_head=4", check=False)
+  assert out.returncode != 0
+  assert "'n_head' is not a key of model" in out.stderr and "'n_heads'" in out.stderr
+
+
+def test_cli_invalid_combination_fails_before_compiling(tmp_path):
+  out = _run(str(tmp_path / "bad2"), "--config.model.moe.num_experts_per_tok=9", check=False)
+  assert out.returncode != 0
+  assert "num_experts_per_tok=9 must be in [1, n_routed_experts=8]" in out.stderr
