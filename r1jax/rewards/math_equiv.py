@@ -259,7 +259,7 @@ _UNIT_POWER_RE = re.compile(r"\s*\^\s*(?:\{\s*\d\s*\}|\d)")
 _CONNECTIVE_RE = re.compile(r"\s*(?:and|or|,)\s*", re.I)
 _THOUSANDS_RE = re.compile(r"(?<![\d.,])[1-9]\d{0,2}(?:,\d{3})+(?![\d]|,\d)")
 _SPACED_THOUSANDS_RE = re.compile(r"(?<![\d.])[1-9]\d{0,2}(?: \d{3})+(?![\d.])")
-_PLAIN_CONNECTIVE_RE = re.compile(r"(?<=[\d}).])\s+(?:and|or)\s+(?=[-\d\\(\[])")
+_PLAIN_CONNECTIVE_RE = re.compile(r"(?<=[\w}).])\s+(?:and|or)\s+(?=[-\w\\(\[])")
 _MARK_OPEN, _MARK_CLOSE = "\x00", "\x01"
 
 
@@ -379,7 +379,8 @@ def _normalize(s: str) -> str:
     s = re.sub(r"\s+", " ", s).strip()
     s = _THOUSANDS_RE.sub(_thousands_sub, s)
     s = _SPACED_THOUSANDS_RE.sub(lambda m: m.group(0).replace(" ", ""), s)
-    s = _PLAIN_CONNECTIVE_RE.sub(", ", s)
+    if re.search(r"[\d=]", s):  # "x = 2 or x = 3", "2 and 3": a list
+        s = _PLAIN_CONNECTIVE_RE.sub(", ", s)
     s = s.rstrip()
     while s.endswith(".") and not s.endswith("\\."):
         s = s[:-1].rstrip()
@@ -985,6 +986,13 @@ class _Reader:
         return e
 
     def primary(self) -> Any:
+        self._enter()
+        try:
+            return self._primary()
+        finally:
+            self.depth -= 1
+
+    def _primary(self) -> Any:
         sp = self.sp
         t = self.next()
         kind, v = t
@@ -1715,6 +1723,8 @@ def is_equiv(pred: str, gold: str, *, timeout_s: float = 2.0) -> bool:
         if not isinstance(pred, str) or not isinstance(gold, str):
             return False
         if len(pred) > MAX_CHARS or len(gold) > MAX_CHARS:
+            return False
+        if _max_depth(pred) > 2 * MAX_DEPTH or _max_depth(gold) > 2 * MAX_DEPTH:
             return False
         p, g = _normalize(pred), _normalize(gold)
         if _max_depth(p) > MAX_DEPTH or _max_depth(g) > MAX_DEPTH:
