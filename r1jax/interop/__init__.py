@@ -1,0 +1,1 @@
+"""Interop with Hugging Face: checkpoints (`interop.hf`) and tokenizers (`interop.hf_tokenizer`)."""

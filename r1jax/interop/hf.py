@@ -1,0 +1,671 @@
+"""Hugging Face checkpoints <-> r1jax params: Qwen2, Llama and DeepSeek-V3 safetensors.
+
+`load_checkpoint(path)` reads `config.json` and the safetensors files (one file, or
+shards behind a `*.safetensors.index.json`) of a `Qwen2ForCausalLM`,
+`LlamaForCausalLM` or `DeepseekV3ForCausalLM` and returns `(model_config, params)`.
+`save_checkpoint(params, model_config, path)` writes the same layout back, with a
+`config.json` that `transformers` loads (`AutoModelForCausalLM.from_pretrained`).
+
+What the conversion does to each tensor:
+  * A linear weight is stored by torch as [O, I] and applied as x W^T; r1jax keeps
+    [I, ...] with the output split into named axes (e.g. q_proj [H*E, D] -> wq
+    [D, H, E]). Transpose and reshape only, so values round-trip bit for bit.
+  * Layers are stacked: `dense_layers` holds HF layers 0..k-1 and `moe_layers` the
+    rest (k = first_k_dense_replace; a dense model has only `dense_layers`); routed
+    experts are stacked once more ([L, E, ...]) from `mlp.experts.{e}.*`.
+  * DeepSeek-V3 with `rope_interleave` (the default, and what the released weights
+    expect) rotates (x0, x1), (x2, x3), ... pairs of q_pe/k_pe. r1jax rotates halves
+    (x_i, x_{i+N/2}). Permuting the rope output rows of q_b_proj/q_proj and of the
+    k_pe rows of kv_a_proj_with_mqa to [even rows, odd rows] on load makes the two
+    identical (attention scores are dot products, indifferent to a shared
+    permutation of q_pe and k_pe); `save_checkpoint` applies the inverse.
+  * FP8 weights (float8_e4m3fn with `<name>_scale_inv` of shape
+    [ceil(O/128), ceil(I/128)], the released DeepSeek-V3/R1 format) are dequantised on
+    load: w * scale_inv per 128x128 block (block from `quantization_config`).
+  * The DeepSeek-V3 multi-token-prediction layers (HF layer indices n_layers, ...)
+    are kept as HF-named raw tensors in `params["mtp"]["<j>"]` (j = 0 for layer
+    n_layers). The r1jax forward ignores them; `save_checkpoint` writes them back.
+
+Memory. Tensors are memory-mapped and read one at a time. Each leaf of the param tree
+is built directly as the shards of its target sharding that live on this host: the
+host allocates one buffer per distinct addressable shard of that leaf, fills it tensor
+by tensor (a layer, or one expert of one layer, at a time), hands the buffers to their
+devices and frees them before the next leaf. Peak host memory is therefore about the
+bytes of one leaf held by this host (the whole leaf on one device, 1/n of it when n
+hosts split it) plus one source tensor in float32; nothing ever holds the whole model.
+`save_checkpoint` gathers one small leaf, or one (layer[, expert]) slice of a large
+leaf, at a time and needs arrays that this process can address (single host).
+
+Shape letters: V vocab, D width, L stacked layers, H query heads, K kv heads, E head
+width (GQA) or routed experts (MoE), F MLP width, Q query latent, R kv latent,
+N rope width (MLA), O/I output/input rows/columns of a torch linear weight.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import os
+import shutil
+from typing import Any, Callable, Sequence
+
+import jax
+import ml_dtypes
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, SingleDeviceSharding
+
+from r1jax import configs, model, sharding
+from r1jax.interop import safetensors_io
+
+Params = dict[str, Any]
+ConfigDict = configs.ConfigDict
+
+ARCHITECTURES = ("Qwen2ForCausalLM", "LlamaForCausalLM", "DeepseekV3ForCausalLM")
+_MODEL_TYPES = {"Qwen2ForCausalLM": "qwen2", "LlamaForCausalLM": "llama",
+                "DeepseekV3ForCausalLM": "deepseek_v3"}
+_NP_DTYPES = {"float32": np.dtype(np.float32), "bfloat16": np.dtype(ml_dtypes.bfloat16)}
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                    "chat_template.jinja", "generation_config.json", "tokenizer.model")
+_FP8 = (np.dtype(ml_dtypes.float8_e4m3fn), np.dtype(ml_dtypes.float8_e5m2))
+_REQUIRED = object()
+# A leaf at most this large is fetched to the host whole when saving (else per slot).
+_WHOLE_LEAF_BYTES = 64 << 20
+
+
+# ---------------------------------------------------------------------------------------
+# config.json <-> model config
+
+
+def _field(hf: dict[str, Any], key: str, default: Any = _REQUIRED) -> Any:
+  if key in hf and hf[key] is not None:
+    return hf[key]
+  if default is _REQUIRED:
+    raise ValueError(f"config.json ({hf.get('architectures')}) lacks the field {key!r}, "
+                     f"which the conversion needs.")
+  return default
+
+
+def architecture_of(hf: dict[str, Any]) -> str:
+  """The one supported architecture named by an HF config dict; ValueError otherwise."""
+  archs = hf.get("architectures") or []
+  known = [a for a in archs if a in ARCHITECTURES]
+  if len(known) != 1:
+    raise ValueError(f"Unsupported architecture {archs or hf.get('model_type')!r}; "
+                     f"supported: {list(ARCHITECTURES)}.")
+  return known[0]
+
+
+def _rope_from_hf(hf: dict[str, Any]) -> dict[str, Any]:
+  """The `rope` section from `rope_parameters` (transformers 5) or rope_theta/rope_scaling."""
+  p = dict(hf.get("rope_parameters") or hf.get("rope_scaling") or {})
+  kind = p.get("rope_type", p.get("type", "default"))
+  theta = p.get("rope_theta", hf.get("rope_theta", 10000.0))
+  if float(p.get("partial_rotary_factor", hf.get("partial_rotary_factor") or 1.0)) != 1.0:
+    raise ValueError("partial_rotary_factor != 1 is not supported (r1jax ropes the whole "
+                     "rope width).")
+  out: dict[str, Any] = {"theta": float(theta)}
+  if kind == "default":
+    out["scaling"] = "none"
+    return out
+  orig = hf.get("original_max_position_embeddings") or p.get("original_max_position_embeddings")
+  if orig is None:
+    raise ValueError(f"rope type {kind!r} needs original_max_position_embeddings; the config "
+                     f"has none.")
+  if kind == "yarn":
+    if p.get("attention_factor") is not None:
+      raise ValueError("yarn with an explicit attention_factor is not supported; allowed: "
+                       "the factor derived from factor/mscale/mscale_all_dim.")
+    if p.get("truncate", True) is False:
+      raise ValueError("yarn with truncate=False is not supported; allowed: truncate=True.")
+    factor = p.get("factor") or hf["max_position_embeddings"] / orig
+    out.update(scaling="yarn", factor=float(factor), original_max_position=int(orig),
+               beta_fast=float(p.get("beta_fast") or 32.0),
+               beta_slow=float(p.get("beta_slow") or 1.0),
+               # HF treats a missing mscale like 0: cos/sin scale = mscale(factor, 1).
+               mscale=float(p.get("mscale") or 0.0),
+               mscale_all_dim=float(p.get("mscale_all_dim") or 0.0))
+  elif kind == "llama3":
+    out.update(scaling="llama3", factor=float(p["factor"]), original_max_position=int(orig),
+               low_freq_factor=float(p["low_freq_factor"]),
+               high_freq_factor=float(p["high_freq_factor"]))
+  else:
+    raise ValueError(f"rope type {kind!r} is not supported; allowed: 'default', 'yarn', "
+                     f"'llama3'.")
+  return out
+
+
+def config_from_hf(hf: dict[str, Any], *, param_dtype: str | None = None) -> ConfigDict:
+  """The r1jax model config of an HF config.json dict (validated)."""
+  arch = architecture_of(hf)
+  act = _field(hf, "hidden_act", "silu")
+  if act != "silu":
+    raise ValueError(f"{arch}: hidden_act={act!r} is not supported; allowed: 'silu'.")
+  if param_dtype is None:
+    stored = hf.get("dtype") or hf.get("torch_dtype") or "float32"
+    param_dtype = "float32" if stored == "float32" else "bfloat16"
+  n_heads = int(_field(hf, "num_attention_heads"))
+  d_model = int(_field(hf, "hidden_size"))
+  o: dict[str, Any] = dict(
+      vocab_size=int(_field(hf, "vocab_size")), d_model=d_model,
+      n_layers=int(_field(hf, "num_hidden_layers")), n_heads=n_heads,
+      mlp_dim=int(_field(hf, "intermediate_size")),
+      max_seq_len=int(_field(hf, "max_position_embeddings")),
+      norm_eps=float(_field(hf, "rms_norm_eps", 1e-6)),
+      tie_embeddings=bool(_field(hf, "tie_word_embeddings", False)),
+      dtype=param_dtype, param_dtype=param_dtype, rope=_rope_from_hf(hf))
+  if arch == "DeepseekV3ForCausalLM":
+    if _field(hf, "attention_bias", False):
+      raise ValueError(f"{arch}: attention_bias=True is not supported; allowed: False.")
+    scoring = _field(hf, "scoring_func", "sigmoid")
+    topk_method = _field(hf, "topk_method", "noaux_tc")
+    if scoring != "sigmoid" or topk_method != "noaux_tc":
+      raise ValueError(f"{arch}: scoring_func={scoring!r}, topk_method={topk_method!r} are "
+                       f"not supported; allowed: 'sigmoid', 'noaux_tc' (DeepSeek-V3).")
+    n_experts = int(_field(hf, "n_routed_experts", 0))
+    if int(_field(hf, "first_k_dense_replace", 0)) >= o["n_layers"]:
+      n_experts = 0  # every layer dense: r1jax's dense MLA model
+    o.update(attention="mla", n_kv_heads=n_heads, mla=dict(
+        q_lora_rank=int(_field(hf, "q_lora_rank", 0)),
+        kv_lora_rank=int(_field(hf, "kv_lora_rank")),
+        qk_nope_head_dim=int(_field(hf, "qk_nope_head_dim")),
+        qk_rope_head_dim=int(_field(hf, "qk_rope_head_dim")),
+        v_head_dim=int(_field(hf, "v_head_dim"))))
+    if n_experts:
+      o["moe"] = dict(
+          n_routed_experts=n_experts,
+          n_shared_experts=int(_field(hf, "n_shared_experts", 0)),
+          num_experts_per_tok=int(_field(hf, "num_experts_per_tok")),
+          moe_intermediate_size=int(_field(hf, "moe_intermediate_size")),
+          first_k_dense_replace=int(_field(hf, "first_k_dense_replace", 0)),
+          n_group=int(_field(hf, "n_group", 1)), topk_group=int(_field(hf, "topk_group", 1)),
+          norm_topk_prob=bool(_field(hf, "norm_topk_prob", True)),
+          routed_scaling_factor=float(_field(hf, "routed_scaling_factor", 2.5)))
+  else:
+    if arch == "LlamaForCausalLM" and (_field(hf, "attention_bias", False) or
+                                       _field(hf, "mlp_bias", False)):
+      raise ValueError(f"{arch}: attention_bias/mlp_bias=True is not supported (r1jax has no "
+                       f"o_proj or MLP biases); allowed: False.")
+    if arch == "Qwen2ForCausalLM" and _field(hf, "use_sliding_window", False):
+      raise ValueError(f"{arch}: use_sliding_window=True is not supported; allowed: False.")
+    o.update(attention="gqa", n_kv_heads=int(_field(hf, "num_key_value_heads", n_heads)),
+             head_dim=int(_field(hf, "head_dim", d_model // n_heads)),
+             qkv_bias=arch == "Qwen2ForCausalLM")
+  c = configs.model_config(**o)
+  try:
+    configs.validate_model(c)
+  except configs.ConfigError as e:
+    raise configs.ConfigError(f"{arch} config maps to an invalid r1jax model: {e}") from e
+  return c
+
+
+def default_architecture(c: ConfigDict) -> str:
+  """The HF architecture `save_checkpoint` writes for a model config."""
+  if c.attention == "mla":
+    return "DeepseekV3ForCausalLM"
+  return "Qwen2ForCausalLM" if c.qkv_bias else "LlamaForCausalLM"
+
+
+def _rope_to_hf(r: ConfigDict) -> dict[str, Any] | None:
+  if r.scaling == "none":
+    return None
+  if r.scaling == "yarn":
+    out: dict[str, Any] = {"rope_type": "yarn", "factor": r.factor,
+                           "original_max_position_embeddings": r.original_max_position,
+                           "beta_fast": r.beta_fast, "beta_slow": r.beta_slow}
+    if r.mscale:
+      out["mscale"] = r.mscale
+    if r.mscale_all_dim:
+      out["mscale_all_dim"] = r.mscale_all_dim
+    return out
+  return {"rope_type": "llama3", "factor": r.factor, "low_freq_factor": r.low_freq_factor,
+          "high_freq_factor": r.high_freq_factor,
+          "original_max_position_embeddings": r.original_max_position}
+
+
+def config_to_hf(c: ConfigDict, architecture: str, *, dtype: str, n_mtp: int = 0
+                 ) -> dict[str, Any]:
+  """The config.json dict of `c` as `architecture` (legacy rope_theta/rope_scaling keys)."""
+  hf: dict[str, Any] = {
+      "architectures": [architecture], "model_type": _MODEL_TYPES[architecture],
+      "vocab_size": c.vocab_size, "hidden_size": c.d_model,
+      "intermediate_size": c.mlp_dim, "num_hidden_layers": c.n_layers,
+      "num_attention_heads": c.n_heads, "max_position_embeddings": c.max_seq_len,
+      "rms_norm_eps": c.norm_eps, "hidden_act": "silu",
+      "tie_word_embeddings": c.tie_embeddings, "rope_theta": c.rope.theta,
+      "rope_scaling": _rope_to_hf(c.rope), "attention_dropout": 0.0, "use_cache": True,
+      "initializer_range": c.init_std, "torch_dtype": dtype,
+  }
+  if architecture == "DeepseekV3ForCausalLM":
+    m, e = c.mla, c.moe
+    dense = not e.n_routed_experts
+    hf.update({
+        "num_key_value_heads": c.n_heads, "attention_bias": False, "rope_interleave": True,
+        "q_lora_rank": m.q_lora_rank or None, "kv_lora_rank": m.kv_lora_rank,
+        "qk_nope_head_dim": m.qk_nope_head_dim, "qk_rope_head_dim": m.qk_rope_head_dim,
+        "v_head_dim": m.v_head_dim,
+        "n_routed_experts": e.n_routed_experts or 1, "n_shared_experts": e.n_shared_experts,
+        "num_experts_per_tok": e.num_experts_per_tok if not dense else 1,
+        "moe_intermediate_size": e.moe_intermediate_size,
+        "first_k_dense_replace": c.n_layers if dense else e.first_k_dense_replace,
+        "n_group": e.n_group if not dense else 1, "topk_group": e.topk_group if not dense else 1,
+        "norm_topk_prob": e.norm_topk_prob, "routed_scaling_factor": e.routed_scaling_factor,
+        "scoring_func": "sigmoid", "topk_method": "noaux_tc",
+        "num_nextn_predict_layers": n_mtp,
+    })
+  else:
+    hf.update({"num_key_value_heads": c.n_kv_heads, "head_dim": c.head_dim})
+    if architecture == "LlamaForCausalLM":
+      hf.update({"attention_bias": False, "mlp_bias": False})
+    else:
+      hf.update({"use_sliding_window": False})
+  return hf
+
+
+def _check_architecture(c: ConfigDict, architecture: str) -> None:
+  if architecture not in ARCHITECTURES:
+    raise ValueError(f"architecture={architecture!r}; supported: {list(ARCHITECTURES)}.")
+  mla = architecture == "DeepseekV3ForCausalLM"
+  if mla != (c.attention == "mla"):
+    raise ValueError(f"{architecture} needs attention={'mla' if mla else 'gqa'}; the config "
+                     f"has attention={c.attention!r}.")
+  if not mla and c.moe.n_routed_experts:
+    raise ValueError(f"{architecture} is dense; the config has "
+                     f"moe.n_routed_experts={c.moe.n_routed_experts} (only "
+                     f"DeepseekV3ForCausalLM has MoE).")
+  if architecture == "LlamaForCausalLM" and c.qkv_bias:
+    raise ValueError("LlamaForCausalLM has no q/k/v-only bias; save a qkv_bias model as "
+                     "Qwen2ForCausalLM.")
+  if architecture == "Qwen2ForCausalLM" and not c.qkv_bias:
+    raise ValueError("Qwen2ForCausalLM always has q/k/v biases; save a model without them as "
+                     "LlamaForCausalLM.")
+
+
+# ---------------------------------------------------------------------------------------
+# The tensor map: every r1jax leaf, and the HF tensor behind each of its slots
+
+
+@dataclasses.dataclass(frozen=True)
+class _Leaf:
+  """One r1jax leaf: `n_stack` leading axes index slots, each one HF tensor."""
+  path: tuple[str, ...]
+  shape: tuple[int, ...]
+  n_stack: int
+  name: Callable[[tuple[int, ...]], str]
+  hf_shape: tuple[int, ...]
+  linear: bool  # HF [O, I] -> transpose -> reshape; else a plain reshape
+  row_perm: np.ndarray | None = None  # HF rows in r1jax order (interleaved -> half rope)
+
+  @property
+  def slot_shape(self) -> tuple[int, ...]:
+    return self.shape[self.n_stack:]
+
+  def slots(self) -> Sequence[tuple[int, ...]]:
+    return list(itertools.product(*(range(n) for n in self.shape[:self.n_stack])))
+
+  def to_ours(self, w: np.ndarray) -> np.ndarray:
+    if self.row_perm is not None:
+      w = w[self.row_perm]
+    return (w.T if self.linear else w).reshape(self.slot_shape)
+
+  def to_hf(self, x: np.ndarray) -> np.ndarray:
+    if self.linear:
+      o, i = self.hf_shape
+      w = x.reshape(i, o).T
+    else:
+      w = x.reshape(self.hf_shape)
+    if self.row_perm is not None:
+      w = w[np.argsort(self.row_perm)]
+    return w
+
+
+def _rope_rows(n: int) -> np.ndarray:
+  """Interleaved pairs (0,1),(2,3),... -> halves: r1jax row j reads HF row perm[j]."""
+  return np.concatenate([np.arange(0, n, 2), np.arange(1, n, 2)])
+
+
+def _leaves(c: ConfigDict, interleaved_rope: bool = True) -> dict[tuple[str, ...], _Leaf]:
+  """Every leaf of `model.param_specs(c)` with its HF tensor names and conversion."""
+  specs = model.param_specs(c)
+  D, V, H = c.d_model, c.vocab_size, c.n_heads
+  out: dict[tuple[str, ...], _Leaf] = {}
+
+  def add(path: tuple[str, ...], name: Callable[[tuple[int, ...]], str],
+          hf_shape: tuple[int, ...], linear: bool, n_stack: int = 1,
+          row_perm: np.ndarray | None = None) -> None:
+    node: Any = specs
+    for k in path:
+      node = node[k]
+    out[path] = _Leaf(path, tuple(node.shape), n_stack, name, tuple(hf_shape), linear, row_perm)
+
+  add(("embed",), lambda s: "model.embed_tokens.weight", (V, D), False, 0)
+  add(("final_norm",), lambda s: "model.norm.weight", (D,), False, 0)
+  if not c.tie_embeddings:
+    add(("lm_head",), lambda s: "lm_head.weight", (V, D), True, 0)
+  n_dense, _ = model.layer_counts(c)
+  for stack, first in (("dense_layers", 0), ("moe_layers", n_dense)):
+    if stack not in specs:
+      continue
+    pre = lambda s, first=first: f"model.layers.{first + s[0]}."
+    lin = lambda suffix, pre=pre: (lambda s: pre(s) + suffix)
+    add((stack, "attn_norm"), lin("input_layernorm.weight"), (D,), False)
+    add((stack, "mlp_norm"), lin("post_attention_layernorm.weight"), (D,), False)
+    a = (stack, "attn")
+    if c.attention == "gqa":
+      E, K = c.head_dim, c.n_kv_heads
+      add(a + ("wq",), lin("self_attn.q_proj.weight"), (H * E, D), True)
+      add(a + ("wk",), lin("self_attn.k_proj.weight"), (K * E, D), True)
+      add(a + ("wv",), lin("self_attn.v_proj.weight"), (K * E, D), True)
+      add(a + ("wo",), lin("self_attn.o_proj.weight"), (D, H * E), True)
+      if c.qkv_bias:
+        add(a + ("bq",), lin("self_attn.q_proj.bias"), (H * E,), False)
+        add(a + ("bk",), lin("self_attn.k_proj.bias"), (K * E,), False)
+        add(a + ("bv",), lin("self_attn.v_proj.bias"), (K * E,), False)
+    else:
+      m = c.mla
+      qk, N, R = m.qk_nope_head_dim + m.qk_rope_head_dim, m.qk_rope_head_dim, m.kv_lora_rank
+      q_perm = kv_perm = None
+      if interleaved_rope:
+        head = np.concatenate([np.arange(m.qk_nope_head_dim), m.qk_nope_head_dim + _rope_rows(N)])
+        q_perm = (np.arange(H)[:, None] * qk + head[None]).reshape(-1)
+        kv_perm = np.concatenate([np.arange(R), R + _rope_rows(N)])
+      if m.q_lora_rank:
+        Q = m.q_lora_rank
+        add(a + ("wq_a",), lin("self_attn.q_a_proj.weight"), (Q, D), True)
+        add(a + ("q_norm",), lin("self_attn.q_a_layernorm.weight"), (Q,), False)
+        add(a + ("wq_b",), lin("self_attn.q_b_proj.weight"), (H * qk, Q), True, row_perm=q_perm)
+      else:
+        add(a + ("wq",), lin("self_attn.q_proj.weight"), (H * qk, D), True, row_perm=q_perm)
+      add(a + ("wkv_a",), lin("self_attn.kv_a_proj_with_mqa.weight"), (R + N, D), True,
+          row_perm=kv_perm)
+      add(a + ("kv_norm",), lin("self_attn.kv_a_layernorm.weight"), (R,), False)
+      add(a + ("wkv_b",), lin("self_attn.kv_b_proj.weight"),
+          (H * (m.qk_nope_head_dim + m.v_head_dim), R), True)
+      add(a + ("wo",), lin("self_attn.o_proj.weight"), (D, H * m.v_head_dim), True)
+    if stack == "dense_layers":
+      F = c.mlp_dim
+      add((stack, "mlp", "w_gate"), lin("mlp.gate_proj.weight"), (F, D), True)
+      add((stack, "mlp", "w_up"), lin("mlp.up_proj.weight"), (F, D), True)
+      add((stack, "mlp", "w_down"), lin("mlp.down_proj.weight"), (D, F), True)
+    else:
+      e = c.moe
+      n_exp, F = e.n_routed_experts, e.moe_intermediate_size
+      mo = (stack, "moe")
+      add(mo + ("router",), lin("mlp.gate.weight"), (n_exp, D), True)
+      add(mo + ("router_bias",), lin("mlp.gate.e_score_correction_bias"), (n_exp,), False)
+      ex = lambda suffix, pre=pre: (lambda s: f"{pre(s)}mlp.experts.{s[1]}.{suffix}")
+      add(mo + ("w_gate",), ex("gate_proj.weight"), (F, D), True, 2)
+      add(mo + ("w_up",), ex("up_proj.weight"), (F, D), True, 2)
+      add(mo + ("w_down",), ex("down_proj.weight"), (D, F), True, 2)
+      if e.n_shared_experts:
+        S = e.n_shared_experts * F
+        add(mo + ("shared", "w_gate"), lin("mlp.shared_experts.gate_proj.weight"), (S, D), True)
+        add(mo + ("shared", "w_up"), lin("mlp.shared_experts.up_proj.weight"), (S, D), True)
+        add(mo + ("shared", "w_down"), lin("mlp.shared_experts.down_proj.weight"), (D, S), True)
+  spec_paths = {_path_keys(p) for p, _ in jax.tree_util.tree_flatten_with_path(
+      specs, is_leaf=lambda x: isinstance(x, model.ParamSpec))[0]}
+  if spec_paths != set(out):
+    raise AssertionError(f"interop.hf has no mapping for {sorted(spec_paths - set(out))} and "
+                         f"maps unknown leaves {sorted(set(out) - spec_paths)}.")
+  return out
+
+
+def _path_keys(path: Sequence[Any]) -> tuple[str, ...]:
+  return tuple(str(getattr(k, "key", k)) for k in path)
+
+
+# ---------------------------------------------------------------------------------------
+# FP8
+
+
+def dequantize_fp8(w_OxI: np.ndarray, scale_inv: np.ndarray,
+                   block: tuple[int, int] = (128, 128)) -> np.ndarray:
+  """float32 w * scale_inv, one scale per block (scale_inv [ceil(O/bo), ceil(I/bi)])."""
+  if w_OxI.ndim != 2:
+    raise ValueError(f"Block-quantised weights must be 2-D [O, I]; got shape {w_OxI.shape}.")
+  (o, i), (bo, bi) = w_OxI.shape, block
+  nbo, nbi = -(-o // bo), -(-i // bi)
+  if scale_inv.shape != (nbo, nbi):
+    raise ValueError(f"weight_scale_inv has shape {scale_inv.shape}; a [{o}, {i}] weight in "
+                     f"{bo}x{bi} blocks needs ({nbo}, {nbi}).")
+  padded = np.zeros((nbo * bo, nbi * bi), np.float32)
+  padded[:o, :i] = w_OxI.astype(np.float32)
+  blocks = padded.reshape(nbo, bo, nbi, bi) * scale_inv.astype(np.float32)[:, None, :, None]
+  return blocks.reshape(nbo * bo, nbi * bi)[:o, :i]
+
+
+def _reader_fn(reader: safetensors_io.CheckpointReader, block: tuple[int, int]
+               ) -> Callable[[str], np.ndarray]:
+  def read(name: str) -> np.ndarray:
+    w = reader.read(name)
+    scale = name + "_scale_inv"
+    if scale in reader:
+      return dequantize_fp8(w, reader.read(scale), block)
+    if w.dtype in _FP8:
+      raise ValueError(f"Tensor {name!r} is {w.dtype} but the checkpoint has no {scale!r} to "
+                       f"dequantise it with.")
+    return w
+  return read
+
+
+# ---------------------------------------------------------------------------------------
+# Loading
+
+
+def _place(leaf: _Leaf, read: Callable[[str], np.ndarray], target: jax.sharding.Sharding,
+           dtype: np.dtype) -> jax.Array:
+  """Builds one leaf as its addressable shards, reading each HF tensor once."""
+  index_map = target.addressable_devices_indices_map(leaf.shape)
+  bounds = {d: tuple(s.indices(n)[:2] for s, n in zip(idx, leaf.shape))
+            for d, idx in index_map.items()}
+  buffers = {b: np.empty([hi - lo for lo, hi in b], dtype) for b in set(bounds.values())}
+  k = leaf.n_stack
+  for slot in leaf.slots():
+    owners = [b for b in buffers if all(b[a][0] <= slot[a] < b[a][1] for a in range(k))]
+    if not owners:
+      continue
+    value = np.asarray(leaf.to_ours(read(leaf.name(slot)))).astype(dtype, copy=False)
+    for b in owners:
+      local = tuple(slot[a] - b[a][0] for a in range(k))
+      buffers[b][local] = value[tuple(slice(lo, hi) for lo, hi in b[k:])]
+  arrays = [jax.device_put(buffers[bounds[d]], d) for d in index_map]
+  out = jax.make_array_from_single_device_arrays(leaf.shape, target, arrays)
+  out.block_until_ready()  # the host buffers may go once the copies are done
+  return out
+
+
+def _mtp_axes(shape: tuple[int, ...]) -> tuple[str | None, ...]:
+  """Logical axes for a raw MTP tensor: 2-D+ split by the 'embed' and 'mlp' rules."""
+  if len(shape) < 2:
+    return (None,) * len(shape)
+  return ("embed", "mlp") + (None,) * (len(shape) - 2)
+
+
+def _set_nested(tree: Params, keys: Sequence[str], value: Any) -> None:
+  for key in keys[:-1]:
+    tree = tree.setdefault(key, {})
+  tree[keys[-1]] = value
+
+
+def read_hf_config(path: str) -> dict[str, Any]:
+  """The config.json dict of an HF checkpoint directory."""
+  file = os.path.join(path, "config.json") if os.path.isdir(path) else path
+  if not os.path.exists(file):
+    raise FileNotFoundError(f"No config.json at {file}; an HF checkpoint directory has one.")
+  with open(file) as f:
+    return json.load(f)
+
+
+def load_checkpoint(path: str, *, mesh: Mesh | None = None,
+                    rules: Sequence[tuple[str, Any]] | None = None,
+                    param_dtype: str | None = None, keep_mtp: bool = True
+                    ) -> tuple[ConfigDict, Params]:
+  """Reads an HF Qwen2 / Llama / DeepSeek-V3 checkpoint directory as (model_config, params).
+
+  With `mesh`, every leaf is placed with the sharding its logical axes get under
+  `rules` (default: `configs.mesh_config().rules`); without, on the default device.
+  `param_dtype` ('float32' or 'bfloat16') defaults to float32 for a float32 checkpoint
+  and bfloat16 otherwise; the config's activation dtype is set to match.
+  """
+  hf = read_hf_config(path)
+  c = config_from_hf(hf, param_dtype=param_dtype)
+  if c.param_dtype not in _NP_DTYPES:
+    raise ValueError(f"param_dtype={c.param_dtype!r}; allowed: {sorted(_NP_DTYPES)}.")
+  dtype = _NP_DTYPES[c.param_dtype]
+  reader = safetensors_io.CheckpointReader(path)
+  qc = hf.get("quantization_config") or {}
+  read = _reader_fn(reader, tuple(qc.get("weight_block_size") or (128, 128)))
+  leaves = _leaves(c, bool(hf.get("rope_interleave", True)))
+
+  expected: dict[str, tuple[int, ...]] = {}
+  for leaf in leaves.values():
+    for slot in leaf.slots():
+      expected[leaf.name(slot)] = leaf.hf_shape
+  missing = [n for n in expected if n not in reader]
+  if missing:
+    raise ValueError(f"{architecture_of(hf)} checkpoint at {path} lacks {len(missing)} "
+                     f"tensor(s) the config needs, e.g. {missing[:5]}.")
+  for name, shape in expected.items():
+    got = reader.info(name).shape
+    if got != shape:
+      raise ValueError(f"Tensor {name!r} has shape {list(got)}; the config needs {list(shape)}.")
+  mtp_names: dict[str, list[str]] = {}
+  unexpected = []
+  for name in reader.names():
+    if name in expected or name.endswith("_scale_inv") and name[:-len("_scale_inv")] in reader:
+      continue
+    parts = name.split(".")
+    if parts[:2] == ["model", "layers"] and parts[2].isdigit() and int(parts[2]) >= c.n_layers:
+      mtp_names.setdefault(str(int(parts[2]) - c.n_layers), []).append(name)
+    elif name.endswith("rotary_emb.inv_freq") or (name == "lm_head.weight" and c.tie_embeddings):
+      continue  # recomputed / tied to the embedding
+    else:
+      unexpected.append(name)
+  if unexpected:
+    raise ValueError(f"Checkpoint at {path} has {len(unexpected)} tensor(s) the "
+                     f"{architecture_of(hf)} conversion would drop, e.g. {unexpected[:5]}; "
+                     f"check the config (biases, tied embeddings, layer counts).")
+
+  rules = tuple(rules if rules is not None else configs.mesh_config().rules)
+  axes = model.param_axes(c)
+
+  def target(shape: tuple[int, ...], logical: Sequence[str | None]) -> jax.sharding.Sharding:
+    if mesh is None:
+      return SingleDeviceSharding(jax.devices()[0])
+    return NamedSharding(mesh, sharding.logical_to_spec(logical, rules, shape, mesh))
+
+  params: Params = {}
+  for path_keys, leaf in leaves.items():
+    logical: Any = axes
+    for k in path_keys:
+      logical = logical[k]
+    _set_nested(params, path_keys, _place(leaf, read, target(leaf.shape, logical), dtype))
+  if keep_mtp and mtp_names:
+    params["mtp"] = {}
+    for j, names in sorted(mtp_names.items()):
+      prefix = f"model.layers.{c.n_layers + int(j)}."
+      for name in names:
+        shape = reader.info(name).shape
+        leaf = _Leaf((), shape, 0, lambda s, name=name: name, shape, False)
+        leaf_dtype = dtype if reader.info(name).dtype.kind in "fV" else reader.info(name).dtype
+        _set_nested(params["mtp"], [j] + name[len(prefix):].split("."),
+                    _place(leaf, read, target(shape, _mtp_axes(shape)), leaf_dtype))
+  reader.close()
+  return c, params
+
+
+def mtp_axes(mtp: Params) -> Params:
+  """Logical axes of `params['mtp']` (what `load_checkpoint` shards it by)."""
+  return jax.tree.map(lambda x: _mtp_axes(tuple(x.shape)), mtp)
+
+
+# ---------------------------------------------------------------------------------------
+# Saving
+
+
+class _HostLeaf:
+  """Slots of one (possibly sharded) array on the host, fetched whole when small."""
+
+  def __init__(self, array: Any, n_slots: int):
+    self.array = array
+    self.left = n_slots
+    self.whole: np.ndarray | None = None
+    if isinstance(array, jax.Array) and not array.is_fully_addressable:
+      raise ValueError("save_checkpoint needs arrays this process can address (run it on one "
+                       "host, or gather the params first).")
+
+  def slot(self, s: tuple[int, ...]) -> np.ndarray:
+    a = self.array
+    if self.whole is None and (isinstance(a, np.ndarray) or a.nbytes <= _WHOLE_LEAF_BYTES):
+      self.whole = np.asarray(jax.device_get(a))
+    out = self.whole[s] if self.whole is not None else np.asarray(jax.device_get(a[s]))
+    self.left -= 1
+    if self.left == 0:
+      self.whole = None
+    return out
+
+
+def save_checkpoint(params: Params, model_config: ConfigDict, path: str, *,
+                    architecture: str | None = None, dtype: str | None = None,
+                    max_shard_bytes: int = 4 << 30, extra_config: dict[str, Any] | None = None,
+                    tokenizer_from: str | None = None) -> None:
+  """Writes params as an HF safetensors checkpoint + config.json that transformers loads.
+
+  `architecture` defaults to DeepseekV3ForCausalLM for MLA models, Qwen2ForCausalLM
+  with q/k/v biases and LlamaForCausalLM otherwise. `dtype` ('float32'/'bfloat16')
+  casts the written weights (default: as stored). `extra_config` is merged into
+  config.json (e.g. bos_token_id / eos_token_id); `tokenizer_from` copies the
+  tokenizer and generation files of that HF directory next to the weights.
+  """
+  c = model_config
+  configs.validate_model(c)
+  arch = architecture or default_architecture(c)
+  _check_architecture(c, arch)
+  leaves = _leaves(c)
+  entries: list[safetensors_io.TensorEntry] = []
+  dtypes = set()
+  for path_keys, leaf in leaves.items():
+    node: Any = params
+    for k in path_keys:
+      if not isinstance(node, dict) or k not in node:
+        raise ValueError(f"params lack {'/'.join(path_keys)}, which the config needs.")
+      node = node[k]
+    if tuple(node.shape) != leaf.shape:
+      raise ValueError(f"params {'/'.join(path_keys)} has shape {list(node.shape)}; the config "
+                       f"needs {list(leaf.shape)}.")
+    out_dt = _NP_DTYPES[dtype] if dtype else np.dtype(node.dtype)
+    dtypes.add(str(out_dt))
+    slots = leaf.slots()
+    host = _HostLeaf(node, len(slots))
+    for s in slots:
+      produce = lambda leaf=leaf, host=host, s=s, dt=out_dt: np.ascontiguousarray(
+          leaf.to_hf(host.slot(s))).astype(dt, copy=False)
+      entries.append(safetensors_io.TensorEntry(leaf.name(s), out_dt, leaf.hf_shape, produce))
+  mtp = params.get("mtp") or {}
+  for j, tree in sorted(mtp.items(), key=lambda kv: int(kv[0])):
+    prefix = f"model.layers.{c.n_layers + int(j)}."
+    for p, x in jax.tree_util.tree_flatten_with_path(tree)[0]:
+      dt = _NP_DTYPES[dtype] if dtype and np.dtype(x.dtype).kind in "fV" else np.dtype(x.dtype)
+      host = _HostLeaf(x, 1)
+      produce = lambda host=host, dt=dt: host.slot(()).astype(dt, copy=False)
+      entries.append(safetensors_io.TensorEntry(prefix + ".".join(_path_keys(p)), dt,
+                                                tuple(x.shape), produce))
+  extra = set(params) - {k[0] for k in leaves} - {"mtp"}
+  if extra:
+    raise ValueError(f"params have entries {sorted(extra)} that no HF tensor holds; allowed "
+                     f"top-level keys: {sorted({k[0] for k in leaves} | {'mtp'})}.")
+  if len(dtypes) != 1:
+    raise ValueError(f"params mix dtypes {sorted(dtypes)}; pass dtype='float32' or "
+                     f"'bfloat16' to write one.")
+  stored = {"float32": "float32", "bfloat16": "bfloat16"}.get(dtypes.pop(), "float32")
+  os.makedirs(path, exist_ok=True)
+  safetensors_io.write_checkpoint(path, entries, max_shard_bytes=max_shard_bytes)
+  hf = config_to_hf(c, arch, dtype=stored, n_mtp=len(mtp))
+  hf.update(extra_config or {})
+  with open(os.path.join(path, "config.json"), "w") as f:
+    json.dump(hf, f, indent=2, sort_keys=True)
+  if tokenizer_from:
+    for name in _TOKENIZER_FILES:
+      src = os.path.join(tokenizer_from, name)
+      if os.path.exists(src):
+        shutil.copyfile(src, os.path.join(path, name))
