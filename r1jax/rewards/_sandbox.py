@@ -70,8 +70,8 @@ MARKER_ENV = "R1JAX_SANDBOX_RUN"
 _UID_BASE = 1_000_000_000
 _UID_BLOCK = 1 << 16
 _MAX_SLOTS = 64  # concurrent sandboxes per judge process
-_NS_BACKSTOP_S = 2.0  # judge-side grace on top of the runner's own timer
-_FALLBACK_GRACE_S = 0.25  # interpreter start-up allowance in fallback mode
+_BACKSTOP_S = 2.0  # judge-side grace on top of the runner's own timer
+_DRAIN_AFTER_RUNNER_S = 0.2  # how long output may trail the runner's exit
 _STDERR_KEEP = 64 << 10
 
 Isolation = Literal["auto", "namespaces", "fallback"]
@@ -395,6 +395,8 @@ def _launch(top: str, work: str, stdin_path: str, call: str | None, timeout_s: f
     cpu_s = int(timeout_s) + 1
     status_r, status_w = os.pipe()
     result_r, result_w = os.pipe() if call is not None else (-1, -1)
+    # The runner watches the read end; EOF means this judge process died.
+    lifeline_r, lifeline_w = os.pipe()
     cfg = {
         "mode": mode,
         "as_root": uid is not None,
@@ -404,6 +406,8 @@ def _launch(top: str, work: str, stdin_path: str, call: str | None, timeout_s: f
         "call": call,
         "status_fd": status_w,
         "result_fd": result_w,
+        "lifeline_fd": lifeline_r,
+        "marker_env": MARKER_ENV,
         "workdir": work,
         "rootdir": os.path.join(top, "root"),
         "binds": _binds(),
@@ -428,7 +432,7 @@ def _launch(top: str, work: str, stdin_path: str, call: str | None, timeout_s: f
         MARKER_ENV: token,
     }
     argv = [_python(), "-I", "-S", "-B", "-X", "utf8", RUNNER_PATH, marshal.dumps(cfg).hex()]
-    pass_fds = (status_w,) if call is None else (status_w, result_w)
+    pass_fds = (status_w, lifeline_r) if call is None else (status_w, lifeline_r, result_w)
     start = time.monotonic()
     try:
         with open(stdin_path, "rb") as stdin_file:
@@ -442,16 +446,20 @@ def _launch(top: str, work: str, stdin_path: str, call: str | None, timeout_s: f
                 env=env,
                 start_new_session=True,
             )
+    except BaseException:
+        os.close(lifeline_w)
+        raise
     finally:
         os.close(status_w)
+        os.close(lifeline_r)
         if result_w != -1:
             os.close(result_w)
-    grace = _NS_BACKSTOP_S if mode == "namespaces" else _FALLBACK_GRACE_S
     try:
         streams, killed_timeout, exceeded = _collect(
-            proc, status_r, result_r, start + timeout_s + grace, config.max_output_bytes)
+            proc, status_r, result_r, start + timeout_s + _BACKSTOP_S, config.max_output_bytes)
     finally:
         _kill_all(proc, mode, uid, token)
+        os.close(lifeline_w)
     wall = time.monotonic() - start
 
     tokens = _parse_status(streams["status"])
@@ -463,10 +471,7 @@ def _launch(top: str, work: str, stdin_path: str, call: str | None, timeout_s: f
         raise SandboxError(
             f"sandbox runner ended without a status (exit {proc.returncode}): "
             f"{streams['stderr'][-500:]!r}")
-    if mode == "namespaces":
-        exit_code = os.waitstatus_to_exitcode(int(tokens["X"])) if "X" in tokens else None
-    else:
-        exit_code = proc.returncode if started else None
+    exit_code = os.waitstatus_to_exitcode(int(tokens["X"])) if "X" in tokens else None
     return RunResult(
         stdout=bytes(streams["stdout"]),
         stderr=bytes(streams["stderr"]),
@@ -474,7 +479,7 @@ def _launch(top: str, work: str, stdin_path: str, call: str | None, timeout_s: f
         exit_code=exit_code,
         timed_out=killed_timeout or "T" in tokens,
         output_exceeded=exceeded,
-        compile_error=tokens.get("S"),
+        compile_error=tokens["S"] if "S" in tokens else None,
         started=started,
         wall_s=wall,
     )
@@ -482,7 +487,12 @@ def _launch(top: str, work: str, stdin_path: str, call: str | None, timeout_s: f
 
 def _collect(proc: subprocess.Popen, status_r: int, result_r: int, deadline: float,
              cap: int) -> tuple[dict[str, bytearray], bool, bool]:
-    """Drain the child's pipes until EOF, the deadline, or the output cap."""
+    """Drain the child's pipes until EOF, the deadline, or the output cap.
+
+    Only the runner holds the status pipe, so its EOF means the runner is gone;
+    anything still holding stdout/stderr/result after a short drain is a
+    leftover (e.g. the runner itself was killed) and is dealt with by the caller.
+    """
     streams = {name: bytearray() for name in ("stdout", "stderr", "status", "result")}
     limits = {"stdout": cap, "result": cap, "stderr": None, "status": 1 << 16}
     sel = selectors.DefaultSelector()
@@ -493,12 +503,18 @@ def _collect(proc: subprocess.Popen, status_r: int, result_r: int, deadline: flo
         os.set_blocking(fd, False)
         sel.register(fd, selectors.EVENT_READ, name)
     timed_out = exceeded = False
+    runner_gone_at = None
     try:
         while sel.get_map():
-            remaining = deadline - time.monotonic()
+            now = time.monotonic()
+            if runner_gone_at is not None and now - runner_gone_at > _DRAIN_AFTER_RUNNER_S:
+                break
+            remaining = deadline - now
             if remaining <= 0:
                 timed_out = True
                 break
+            if runner_gone_at is not None:
+                remaining = min(remaining, _DRAIN_AFTER_RUNNER_S)
             for key, _ in sel.select(remaining):
                 try:
                     data = os.read(key.fd, 1 << 16)
@@ -506,6 +522,8 @@ def _collect(proc: subprocess.Popen, status_r: int, result_r: int, deadline: flo
                     continue
                 if not data:
                     sel.unregister(key.fd)
+                    if key.data == "status":
+                        runner_gone_at = time.monotonic()
                     continue
                 name, buf = key.data, streams[key.data]
                 limit = limits[name]

@@ -5,21 +5,27 @@ must stay standalone: standard library only, no ``r1jax`` imports.  Everything
 here runs *before* the untrusted program is loaded, with the privileges needed
 to build the sandbox, and then drops them for good.
 
-Process tree in ``namespaces`` mode::
+Process tree::
 
     judge (host)                       reads stdout/stderr/status/result pipes
-      runner   (this file, main)       outside the new namespaces; wall-clock timer
-        init   (pid 1 of new pid ns)   builds the root, pivot_root, reaps, reports exit
-          user (pid 2)                 rlimits, unprivileged uid, no capabilities,
+      runner   (this file, main)       trusted supervisor: wall-clock timer,
+                                       watches the judge's lifeline pipe
+        init   (namespaces only)       pid 1 of a new pid namespace: builds the
+                                       root, pivot_root, reaps, reports exit
+          user                         rlimits, unprivileged uid, no capabilities,
                                        runs the untrusted program
 
-In ``fallback`` mode the runner drops privileges itself and runs the program
-in-process behind an audit hook; the judge enforces the wall clock.
+In ``namespaces`` mode the runner unshares the namespaces and killing init
+takes the whole pid namespace down.  In ``fallback`` mode the user process is
+the runner's direct child, in its own session, behind an audit hook; the
+runner kills its session and sweeps leftovers (by uid, or by the per-run
+marker in the environment) as soon as it exits or times out.  If the judge
+dies, the lifeline pipe reads EOF and the runner kills everything first.
 
-Protocol on the status pipe (runner -> judge, one token per line):
-``R`` program about to start, ``S <msg>`` program does not compile,
-``E <msg>`` sandbox setup failed, ``X <wait status>`` exit of the user
-process (namespaces mode), ``T`` the runner's wall-clock timer fired.
+Protocol on the status pipe (runner -> judge, one token per line), written when
+the run is over: ``R`` program about to start, ``S <msg>`` program does not
+compile, ``E <msg>`` sandbox setup failed, ``X <wait status>`` exit of the user
+process, ``T`` the runner's wall-clock timer fired.
 The status pipe and the internal setup pipe are closed before untrusted code
 runs, so the program cannot write to them.  The program's function-call result
 goes to a separate result pipe; it is only a *claimed value* that the judge
@@ -214,8 +220,8 @@ def _drop_capabilities() -> None:
     _check(libc.capset(ctypes.byref(Header(0x20080522, 0)), data), "capset")
 
 
-def _namespaces_main(cfg: dict, src: bytes) -> None:
-    status_fd = cfg["status_fd"]
+def _enter_namespaces(cfg: dict) -> None:
+    """Arm PDEATHSIG and unshare the namespaces (plus a user namespace if not root)."""
     libc = _c()
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() == 1:  # the judge died before we armed PDEATHSIG
@@ -234,48 +240,108 @@ def _namespaces_main(cfg: dict, src: bytes) -> None:
         else:
             _check(libc.unshare(flags), "unshare")
     except OSError as e:
-        _report(status_fd, "E", f"namespaces: {e}")
+        _report(cfg["status_fd"], "E", f"namespaces: {e}")
         _exit(1)
 
-    setup_r, setup_w = os.pipe()
-    init_pid = os.fork()
-    if init_pid == 0:
-        _init_main(cfg, src, setup_r, setup_w)  # never returns
-    _close(setup_w)
 
-    timed_out = []
+def _supervise(cfg: dict, pid: int, setup_r: int) -> tuple[bytes, int | None, bool]:
+    """Wait for the child, enforcing the wall clock and watching the judge's lifeline.
 
-    def on_timer(signum, frame):
-        timed_out.append(True)
+    Returns (setup-pipe messages, wait status of the child, timed out).  The
+    child is ``init`` (namespaces: killing it takes the whole pid namespace) or
+    the program itself (fallback: its session is killed and leftovers swept).
+    """
+    import select
+    import time
+
+    lifeline = cfg["lifeline_fd"]
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # kernel < 5.3 or a seccomp filter: poll
+        pidfd = None
+    watch = {setup_r, lifeline} | ({pidfd} if pidfd is not None else set())
+    deadline = time.monotonic() + cfg["timeout_s"]
+    chunks, status, timed_out = [], None, False
+    while True:
+        if status is None:
+            reaped, wait_status = os.waitpid(pid, os.WNOHANG)
+            if reaped:
+                status = wait_status
+                if cfg["mode"] == "fallback":
+                    _kill_fallback(cfg, pid)  # whatever the program left running
+        if status is not None and setup_r not in watch:
+            return b"".join(chunks), status, timed_out
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 and not timed_out:
+            timed_out = True
+            _kill_child(cfg, pid)
+        wait = None if timed_out else max(remaining, 0)
+        if pidfd is None or pidfd not in watch:
+            wait = 0.005 if wait is None else min(wait, 0.005)
+        for fd in select.select(list(watch), [], [], wait)[0]:
+            if fd == lifeline:  # EOF: the judge is gone; leave nothing behind
+                _kill_child(cfg, pid)
+                _exit(1)
+            if fd == pidfd:
+                watch.discard(pidfd)
+                continue
+            data = os.read(fd, 4096)
+            if data:
+                chunks.append(data)
+            else:
+                watch.discard(fd)
+
+
+def _kill_child(cfg: dict, pid: int) -> None:
+    if cfg["mode"] == "namespaces":
         try:
-            os.kill(init_pid, signal.SIGKILL)  # pid-ns init: takes the whole namespace
+            os.kill(pid, signal.SIGKILL)  # pid-ns init: takes the whole namespace
         except ProcessLookupError:
             pass
+    else:
+        _kill_fallback(cfg, pid)
 
-    signal.signal(signal.SIGALRM, on_timer)
-    signal.setitimer(signal.ITIMER_REAL, cfg["timeout_s"])
-    chunks = []
-    while True:
-        data = os.read(setup_r, 4096)
-        if not data:
-            break
-        chunks.append(data)
-    os.waitpid(init_pid, 0)
-    signal.setitimer(signal.ITIMER_REAL, 0)
-    if timed_out:
-        _report(status_fd, "T")
+
+def _kill_fallback(cfg: dict, pid: int) -> None:
+    """Kill the program's session, then every process with its uid / run marker."""
     try:
-        _write(status_fd, b"".join(chunks))
-    except OSError:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
         pass
-    _exit(0)
+    uid = cfg["uid"] if cfg["as_root"] else None
+    marker = f"{cfg['marker_env']}={os.environ[cfg['marker_env']]}".encode()
+    me = os.getpid()
+    for _ in range(200):
+        found = False
+        for name in os.listdir("/proc"):
+            if not name.isdigit() or int(name) == me:
+                continue
+            try:
+                with open(f"/proc/{name}/stat", "rb") as f:
+                    if f.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X"):
+                        continue
+                if uid is not None:
+                    with open(f"/proc/{name}/status", "rb") as f:
+                        match = any(line.startswith(b"Uid:") and int(line.split()[1]) == uid
+                                    for line in f)
+                else:
+                    with open(f"/proc/{name}/environ", "rb") as f:
+                        match = marker in f.read().split(b"\0")
+                if match:
+                    found = True
+                    os.kill(int(name), signal.SIGKILL)
+            except (OSError, IndexError, ValueError):
+                continue
+        if not found:
+            return
+        import time
+
+        time.sleep(0.005)
 
 
-def _init_main(cfg: dict, src: bytes, setup_r: int, setup_w: int) -> None:
+def _init_main(cfg: dict, src: bytes, setup_w: int) -> None:
     """pid 1 of the new pid namespace: build the root, fork the user process, reap."""
     try:
-        _close(cfg["status_fd"])
-        _close(setup_r)
         # As pid 1 we only receive signals we have handlers for; drop Python's
         # SIGINT handler so the program cannot interrupt init (user-ns mode).
         signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -599,10 +665,29 @@ def main() -> None:
     cfg = marshal.loads(bytes.fromhex(sys.argv[1]))  # marshal: no import cost, unlike json
     with open("main.py", "rb") as f:  # cwd is the program's work directory
         src = f.read()
-    if cfg["mode"] == "namespaces":
-        _namespaces_main(cfg, src)
-    else:
-        _user_main(cfg, src, cfg["status_fd"])
+    namespaces = cfg["mode"] == "namespaces"
+    if namespaces:
+        _enter_namespaces(cfg)
+    setup_r, setup_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        for fd in (cfg["status_fd"], cfg["lifeline_fd"], setup_r):
+            _close(fd)
+        if namespaces:
+            _init_main(cfg, src, setup_w)  # never returns
+        os.setsid()  # the program's own session: the supervisor kills it as a group
+        _user_main(cfg, src, setup_w)  # never returns
+    _close(setup_w)
+    messages, status, timed_out = _supervise(cfg, pid, setup_r)
+    if timed_out:
+        _report(cfg["status_fd"], "T")
+    if not namespaces and status is not None:
+        messages += f"X {status}\n".encode()  # (namespaces: init reports the program's)
+    try:
+        _write(cfg["status_fd"], messages)
+    except OSError:
+        pass
+    _exit(0)
 
 
 if __name__ == "__main__":

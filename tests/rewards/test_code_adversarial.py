@@ -33,13 +33,16 @@ SLACK = 1.5
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _sandbox_pids() -> list[int]:
-    """Live processes started by this process's sandboxes: run marker, or (root) sandbox uid.
+def _sandbox_pids(judge_pid: int | None = None) -> list[int]:
+    """Live processes started by a judge's sandboxes: run marker, or (root) sandbox uid.
 
-    Scoped to this judge process: other sessions may be scoring code concurrently.
+    Scoped to one judge process (default: this one): other sessions may be
+    scoring code concurrently.
     """
-    marker = f"{_sandbox.MARKER_ENV}={_sandbox.marker_prefix()}".encode()
-    uid_start, uid_stop = _sandbox.uid_block()
+    judge_pid = os.getpid() if judge_pid is None else judge_pid
+    marker = f"{_sandbox.MARKER_ENV}={judge_pid}-".encode()
+    uid_start = _sandbox._UID_BASE + (judge_pid % 16384) * _sandbox._UID_BLOCK
+    uid_stop = uid_start + _sandbox._UID_BLOCK
     found = []
     for name in os.listdir("/proc"):
         if not name.isdigit() or int(name) == os.getpid():
@@ -85,8 +88,7 @@ def judge(src: str, tests: list[dict], cfg: SandboxConfig, timeout: float = TIME
     start = time.monotonic()
     outcomes = run_tests(textwrap.dedent(src), tests, timeout_s=timeout, config=cfg, max_workers=1)
     elapsed = time.monotonic() - start
-    backstop = _sandbox._NS_BACKSTOP_S if _mode(cfg) == "namespaces" else 0
-    assert elapsed < len(tests) * (timeout + SLACK) + backstop, f"took {elapsed:.2f}s"
+    assert elapsed < len(tests) * (timeout + SLACK), f"took {elapsed:.2f}s"
     return outcomes
 
 
@@ -436,7 +438,11 @@ def test_process_left_behind_by_a_daemon(cfg):
 
 
 def test_killing_the_runner_takes_the_whole_sandbox_down(cfg):
-    """The judge-side backstop: SIGKILL on the runner leaves nothing behind."""
+    """SIGKILL on the runner (supervisor) leaves nothing behind and the judge returns.
+
+    Namespaces: init has PDEATHSIG and takes the pid namespace with it.
+    Fallback: the judge kills the runner's session and sweeps the sandbox uid/marker.
+    """
     result = {}
     src = textwrap.dedent("""
         import os, time
@@ -459,13 +465,13 @@ def test_killing_the_runner_takes_the_whole_sandbox_down(cfg):
     for _ in range(200):
         for pid in _sandbox_pids():
             try:
-                if "_sandbox_runner" in open(f"/proc/{pid}/cmdline").read() and \
-                        os.getpgid(pid) == pid:
-                    runner = pid
+                with open(f"/proc/{pid}/status") as f:
+                    if f"PPid:\t{os.getpid()}\n" in f.read():
+                        runner = pid
             except OSError:
                 pass
-        # namespaces: runner, init, program, its child; fallback: program (= runner), child
-        if runner is not None and len(_sandbox_pids()) >= (4 if _mode(cfg) == "namespaces" else 2):
+        # runner, (namespaces: init), program, its child
+        if runner is not None and len(_sandbox_pids()) >= (4 if _mode(cfg) == "namespaces" else 3):
             break
         time.sleep(0.02)
     assert runner is not None
@@ -473,12 +479,8 @@ def test_killing_the_runner_takes_the_whole_sandbox_down(cfg):
     os.kill(runner, signal.SIGKILL)
     thread.join(5)
     assert not thread.is_alive(), "judge did not return after its runner was killed"
-    if _mode(cfg) == "namespaces":
-        # The runner is trusted infrastructure: losing it is reported, not scored.
-        assert "without a status" in str(result["error"])
-    else:
-        # In fallback mode the runner *is* the program: a killed program fails its test.
-        assert result["out"].verdict == "runtime_error"
+    # The runner is trusted infrastructure: losing it is reported, not scored.
+    assert "without a status" in str(result["error"])
 
 
 # ---------------------------------------------------------------------------
@@ -594,3 +596,38 @@ def test_completion_without_a_code_block(cfg):
                        timeout_s=TIMEOUT, config=cfg) == 0.0
     assert code_reward("```\nprint(42)", [{"input": "", "output": "42"}],
                        timeout_s=TIMEOUT, config=cfg) == 0.0
+
+
+DYING_JUDGE = r"""
+import sys
+sys.path.insert(0, sys.argv[1])
+from r1jax.rewards.code import SandboxConfig, run_tests, sandbox_capabilities
+sandbox_capabilities()  # the probe runs its own short-lived sandbox: get it out of the way
+print("probed", flush=True)
+run_tests("import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(60)\ntime.sleep(60)",
+          [{"input": "", "output": "x"}], timeout_s=60, config=SandboxConfig(isolation=sys.argv[2]))
+"""
+
+
+def test_judge_dying_mid_run_leaves_nothing_behind(cfg):
+    """If the scoring process itself is killed, the runner notices (lifeline) and cleans up."""
+    judge_proc = subprocess.Popen([_sandbox._python(), "-c", DYING_JUDGE, REPO, cfg.isolation],
+                                  stdout=subprocess.PIPE, text=True)
+    try:
+        assert judge_proc.stdout.readline() == "probed\n"
+        for _ in range(500):  # wait until the program and its child are running
+            if len(_sandbox_pids(judge_proc.pid)) >= 3:
+                break
+            assert judge_proc.poll() is None, "judge exited early"
+            time.sleep(0.02)
+        assert len(_sandbox_pids(judge_proc.pid)) >= 3
+        judge_proc.kill()
+        judge_proc.wait()
+        deadline = time.monotonic() + 2.0
+        while (left := _sandbox_pids(judge_proc.pid)) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert left == [], f"sandbox outlived its judge: {left}"
+    finally:
+        judge_proc.kill()
+        judge_proc.wait()
+        judge_proc.stdout.close()
