@@ -1563,9 +1563,7 @@ class _Helper:
     def _read_line(self, deadline: float) -> bytes | None:
         fd = self.proc.stdout.fileno()  # type: ignore[union-attr]
         while b"\n" not in self.buf:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
+            remaining = max(0.0, deadline - time.monotonic())
             r, _, _ = select.select([fd], [], [], remaining)
             if not r:
                 return None
@@ -1575,6 +1573,19 @@ class _Helper:
             self.buf += chunk
         line, _, self.buf = self.buf.partition(b"\n")
         return line
+
+    def poll_ready(self) -> bool:
+        """Non-blocking: has the helper reported ready?"""
+        if not self.ready:
+            try:
+                line = self._read_line(time.monotonic())
+            except _HelperDied:
+                return False
+            if line is not None:
+                if line != b"R":
+                    return False
+                self.ready = True
+        return self.ready
 
     def wait_ready(self) -> None:
         if self.ready:
@@ -1639,6 +1650,9 @@ class _Pool:
         with self.cond:
             while True:
                 if self.idle:
+                    for k in range(len(self.idle) - 1, -1, -1):
+                        if self.idle[k].poll_ready():  # prefer a helper that has started
+                            return self.idle.pop(k)
                     return self.idle.pop()
                 if len(self.all) < _MAX_HELPERS:
                     return self._spawn()
