@@ -804,9 +804,7 @@ class _Reader:
     def expr(self) -> Any:
         self._enter()
         try:
-            sign = 1
-            if self.accept("+"):
-                pass
+            self.accept("+")
             left = self.term()
             while True:
                 t = self.peek()
@@ -820,7 +818,7 @@ class _Reader:
                     left = left - self.term()
                 else:
                     break
-            return left * sign
+            return left
         finally:
             self.depth -= 1
 
@@ -1402,12 +1400,6 @@ def _multiset_equiv(xs: list, ys: list, ctx: _Ctx) -> bool:
         return False
 
     return all(augment(i, [False] * n) for i in range(n))
-
-
-def _leaf_to_rel(node: tuple) -> tuple | None:
-    if node[0] == "rel":
-        return node
-    return None
 
 
 def _node_equiv(x: tuple, y: tuple, ctx: _Ctx) -> bool:

@@ -298,7 +298,7 @@ class RewardScorer:
                     i, j = queue.popleft()
                     try:
                         w.conn.send((i * len(self.names) + j, self.names[j], completions[i], examples[i]))
-                    except (BrokenPipeError, ConnectionError, EOFError) as e:
+                    except (BrokenPipeError, ConnectionError, EOFError):
                         queue.appendleft((i, j))
                         self._replace(w)
                         continue
