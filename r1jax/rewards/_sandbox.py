@@ -35,9 +35,14 @@ Two isolation modes, chosen once per process by :func:`sandbox_capabilities`:
     root, behind a ``sys.addaudithook`` hook installed before the program is
     compiled: sockets, new programs, ctypes, signals to other processes, and
     file access outside the work directory / interpreter files are refused.
-    The judge kills the process group on timeout and then sweeps any process
+    The runner (a trusted supervisor, see ``_sandbox_runner``) kills the
+    program's session when it exits or times out and then sweeps any process
     left with the sandbox uid (root) or the per-run marker in its environment
-    (non-root).  This is defence in depth, not a kernel boundary.
+    (non-root); the judge repeats the sweep as a backstop.  This is defence in
+    depth, not a kernel boundary.
+
+In both modes the runner watches a lifeline pipe from the judge, so a judge
+that dies mid-run (OOM, SIGKILL) leaves no sandbox process behind.
 """
 
 from __future__ import annotations
@@ -87,7 +92,10 @@ class SandboxConfig:
 
     isolation: Isolation = "auto"
     memory_mb: int = 512  # RLIMIT_AS per process
-    max_processes: int = 8  # RLIMIT_NPROC (processes + threads of the sandbox uid)
+    # RLIMIT_NPROC: processes + threads of the sandbox uid.  Exact with a root judge
+    # (unique uid per run); with a non-root judge the kernel counts the judge
+    # user's processes too (fallback) or per user namespace (namespaces).
+    max_processes: int = 8
     max_open_files: int = 64  # RLIMIT_NOFILE
     max_file_mb: int = 16  # RLIMIT_FSIZE
     max_output_bytes: int = 1 << 20  # stdout (and call result) cap; over it the run fails
@@ -348,8 +356,8 @@ def run_program(
     """Run ``source`` once in a fresh sandbox, feeding ``stdin`` or evaluating ``call``."""
     if stdin is not None and call is not None:
         raise ValueError("give stdin (stdin/stdout test) or call (function test), not both")
-    if not timeout_s > 0:
-        raise ValueError(f"timeout_s must be positive, got {timeout_s!r}")
+    if not (isinstance(timeout_s, (int, float)) and 0 < timeout_s < float("inf")):
+        raise ValueError(f"timeout_s must be a positive finite number, got {timeout_s!r}")
     mode, mount_proc = _mode_for(config)
     return _run(source, stdin, call, timeout_s, config, mode, mount_proc)
 
@@ -447,7 +455,9 @@ def _launch(top: str, work: str, stdin_path: str, call: str | None, timeout_s: f
                 start_new_session=True,
             )
     except BaseException:
-        os.close(lifeline_w)
+        for fd in (lifeline_w, status_r, result_r):
+            if fd != -1:
+                os.close(fd)
         raise
     finally:
         os.close(status_w)

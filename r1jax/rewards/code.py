@@ -25,11 +25,13 @@ to.  Defences, in ``r1jax.rewards._sandbox`` / ``_sandbox_runner``:
   minimal environment built from scratch (nothing inherited), ``python -I -S``
   (standard library only), rlimits on CPU seconds, address space, file size,
   number of processes and open files, no core dumps.
-* A wall-clock limit that kills the whole sandbox: in ``namespaces`` mode the
-  program is inside a new pid namespace whose init dies with it; in
-  ``fallback`` mode the judge kills the process group and then sweeps every
-  process left with the sandbox uid / per-run marker.  Stdout is capped
-  (``SandboxConfig.max_output_bytes``); over the cap the run is killed and fails.
+* A wall-clock limit (``timeout_s``, per test) that kills the whole sandbox:
+  in ``namespaces`` mode the program is inside a new pid namespace whose init
+  dies with it; in ``fallback`` mode the supervising runner kills the
+  program's session and then sweeps every process left with the sandbox uid /
+  per-run marker.  A dead judge is noticed through a lifeline pipe.  Stdout is
+  capped (``SandboxConfig.max_output_bytes``); over the cap the run is killed
+  and fails.
 * No network: a fresh network namespace (only a downed loopback) where the
   kernel allows it, otherwise a ``sys.addaudithook`` hook installed before the
   program is compiled refuses socket creation, connect, name lookups, starting

@@ -631,3 +631,34 @@ def test_judge_dying_mid_run_leaves_nothing_behind(cfg):
         judge_proc.kill()
         judge_proc.wait()
         judge_proc.stdout.close()
+
+
+HOOK_ATTACKS = {
+    "rebind runner globals and builtins": (
+        "import sys, builtins\nm = sys.modules['__main__']\n"
+        "m._BLOCKED_EVENTS = frozenset(); m._WRITE_EVENTS = frozenset()\n"
+        "m._isinstance = lambda *a: False; m.any = builtins.any = lambda x: False\n"
+        "import socket\nsocket.socket()"),
+    "lying str subclass": (
+        "class S(str):\n    def startswith(self, *a): return True\n"
+        "    def split(self, *a): return ['work']\nopen(S('/tmp/ESCAPE'), 'w')"),
+    "dotdot via chdir": "import os\nos.mkdir('a')\nos.chdir('a')\nopen('../../ESCAPE', 'w')",
+    "symlink out": "import os\nos.symlink('/tmp', 'l')\nopen('l/ESCAPE', 'w')",
+    "directory fd for *at calls": "import os\nos.open('/usr/lib', os.O_RDONLY)",
+    "ctypes": "import ctypes",
+    "raw subprocess": "import _posixsubprocess",
+    "exec": "import os\nos.execv('/bin/sh', ['sh'])",
+    "find the hook through gc": "import gc\ngc.get_objects()",
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOOK_ATTACKS))
+def test_fallback_audit_hook_cannot_be_bypassed(name):
+    """The fallback policy (used where namespaces are unavailable) resists tampering."""
+    escape = f"/tmp/escape_{secrets.token_hex(6)}"
+    src = HOOK_ATTACKS[name].replace("/tmp/ESCAPE", escape).replace(
+        "ESCAPE", os.path.basename(escape))
+    out = one(src, SandboxConfig(isolation="fallback"))
+    assert out.verdict == "runtime_error"
+    assert "PermissionError: sandbox:" in out.detail, out.detail
+    assert not os.path.exists(escape)
