@@ -303,7 +303,8 @@ def test_pool_runs_tests_in_parallel(cfg):
                           config=cfg)
     elapsed = time.monotonic() - start
     assert scores == [1.0] * 4
-    assert elapsed < 8 * 0.5 * 0.75, f"8 half-second programs took {elapsed:.2f}s with 8 workers"
+    # Serially this is >= 8 * 0.5 s plus start-up; pooled it is about one program's time.
+    assert elapsed < 3.5, f"8 half-second programs took {elapsed:.2f}s with 8 workers"
 
 
 def test_compile_error_short_circuits(cfg):

@@ -28,8 +28,9 @@ from r1jax.rewards.code import SandboxConfig, code_reward, run_tests, sandbox_ca
 
 MODES = ["auto", "fallback"]
 TIMEOUT = 0.6
-# Slack on top of the timeout: interpreter start-up, kill, sweep, a loaded CI box.
-SLACK = 1.5
+# Slack on top of the timeout: interpreter start-up, kill, sweep, a loaded CI box
+# (CI runs the suite with ``-n 2`` next to JAX tests).
+SLACK = 3.0
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -188,10 +189,9 @@ def test_deep_c_recursion_crashes_only_the_child(cfg):
 
 
 def test_gigabytes_of_stdout(cfg):
-    start = time.monotonic()
-    out = one("import sys\nb = 'x' * 65536\nwhile True:\n    sys.stdout.write(b)", cfg)
-    assert out.verdict == "output_limit"
-    assert time.monotonic() - start < TIMEOUT  # cut off at the cap, not at the timeout
+    out = one("import sys\nb = 'x' * 65536\nwhile True:\n    sys.stdout.write(b)", cfg,
+              timeout=10.0)
+    assert out.verdict == "output_limit"  # cut off at the cap, long before the timeout
 
 
 def test_gigabytes_of_stderr(cfg):
