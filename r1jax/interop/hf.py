@@ -108,6 +108,9 @@ def _rope_from_hf(hf: dict[str, Any]) -> dict[str, Any]:
   if kind == "default":
     out["scaling"] = "none"
     return out
+  if kind not in ("yarn", "llama3"):
+    raise ValueError(f"rope type {kind!r} is not supported; allowed: 'default', 'yarn', "
+                     f"'llama3'.")
   orig = hf.get("original_max_position_embeddings") or p.get("original_max_position_embeddings")
   if orig is None:
     raise ValueError(f"rope type {kind!r} needs original_max_position_embeddings; the config "
@@ -125,13 +128,10 @@ def _rope_from_hf(hf: dict[str, Any]) -> dict[str, Any]:
                # HF treats a missing mscale like 0: cos/sin scale = mscale(factor, 1).
                mscale=float(p.get("mscale") or 0.0),
                mscale_all_dim=float(p.get("mscale_all_dim") or 0.0))
-  elif kind == "llama3":
+  else:
     out.update(scaling="llama3", factor=float(p["factor"]), original_max_position=int(orig),
                low_freq_factor=float(p["low_freq_factor"]),
                high_freq_factor=float(p["high_freq_factor"]))
-  else:
-    raise ValueError(f"rope type {kind!r} is not supported; allowed: 'default', 'yarn', "
-                     f"'llama3'.")
   return out
 
 
@@ -165,7 +165,7 @@ def config_from_hf(hf: dict[str, Any], *, param_dtype: str | None = None) -> Con
     n_experts = int(_field(hf, "n_routed_experts", 0))
     if int(_field(hf, "first_k_dense_replace", 0)) >= o["n_layers"]:
       n_experts = 0  # every layer dense: r1jax's dense MLA model
-    o.update(attention="mla", n_kv_heads=n_heads, mla=dict(
+    o.update(attention="mla", mla=dict(
         q_lora_rank=int(_field(hf, "q_lora_rank", 0)),
         kv_lora_rank=int(_field(hf, "kv_lora_rank")),
         qk_nope_head_dim=int(_field(hf, "qk_nope_head_dim")),
@@ -267,7 +267,7 @@ def _check_architecture(c: ConfigDict, architecture: str) -> None:
     raise ValueError(f"architecture={architecture!r}; supported: {list(ARCHITECTURES)}.")
   mla = architecture == "DeepseekV3ForCausalLM"
   if mla != (c.attention == "mla"):
-    raise ValueError(f"{architecture} needs attention={'mla' if mla else 'gqa'}; the config "
+    raise ValueError(f"{architecture} needs attention={'mla' if mla else 'gqa'!r}; the config "
                      f"has attention={c.attention!r}.")
   if not mla and c.moe.n_routed_experts:
     raise ValueError(f"{architecture} is dense; the config has "
