@@ -26,15 +26,19 @@ What the conversion does to each tensor:
     are kept as HF-named raw tensors in `params["mtp"]["<j>"]` (j = 0 for layer
     n_layers). The r1jax forward ignores them; `save_checkpoint` writes them back.
 
-Memory. Tensors are memory-mapped and read one at a time. Each leaf of the param tree
-is built directly as the shards of its target sharding that live on this host: the
-host allocates one buffer per distinct addressable shard of that leaf, fills it tensor
-by tensor (a layer, or one expert of one layer, at a time), hands the buffers to their
-devices and frees them before the next leaf. Peak host memory is therefore about the
-bytes of one leaf held by this host (the whole leaf on one device, 1/n of it when n
-hosts split it) plus one source tensor in float32; nothing ever holds the whole model.
-`save_checkpoint` gathers one small leaf, or one (layer[, expert]) slice of a large
-leaf, at a time and needs arrays that this process can address (single host).
+Memory. Tensors are memory-mapped and read one at a time; nothing ever holds the whole
+model. Each leaf of the param tree is built directly as the shards of its target
+sharding that live on this host: host buffers for those shards are filled tensor by
+tensor (one layer, or one expert of one layer, at a time), copied to their devices and
+freed. The distinct shards of a leaf are filled in passes of at most
+`host_buffer_bytes` (default 8 GiB); each pass reads the tensors it needs once, so a
+small budget trades re-reads for memory. Peak host memory is about
+max(host_buffer_bytes, one device's shard of the largest leaf) plus one source tensor
+in float32 and its converted copy (DeepSeek-V3's largest is the 129280x7168 embedding
+or lm_head: 2 x 3.7 GB; an expert matrix is 59 MB). Device memory holds only the final
+shards. `save_checkpoint`
+fetches one small leaf (<= 64 MiB), or one (layer[, expert]) slice of a larger one, at
+a time, and needs arrays this process can address (a single host).
 
 Shape letters: V vocab, D width, L stacked layers, H query heads, K kv heads, E head
 width (GQA) or routed experts (MoE), F MLP width, Q query latent, R kv latent,
@@ -46,6 +50,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import math
 import os
 import shutil
 from typing import Any, Callable, Sequence
@@ -162,6 +167,9 @@ def config_from_hf(hf: dict[str, Any], *, param_dtype: str | None = None) -> Con
     if scoring != "sigmoid" or topk_method != "noaux_tc":
       raise ValueError(f"{arch}: scoring_func={scoring!r}, topk_method={topk_method!r} are "
                        f"not supported; allowed: 'sigmoid', 'noaux_tc' (DeepSeek-V3).")
+    if int(_field(hf, "moe_layer_freq", 1)) != 1:
+      raise ValueError(f"{arch}: moe_layer_freq={hf['moe_layer_freq']} is not supported; "
+                       f"allowed: 1 (every layer after first_k_dense_replace is MoE).")
     n_experts = int(_field(hf, "n_routed_experts", 0))
     if int(_field(hf, "first_k_dense_replace", 0)) >= o["n_layers"]:
       n_experts = 0  # every layer dense: r1jax's dense MLA model
@@ -453,25 +461,42 @@ def _reader_fn(reader: safetensors_io.CheckpointReader, block: tuple[int, int]
 
 
 def _place(leaf: _Leaf, read: Callable[[str], np.ndarray], target: jax.sharding.Sharding,
-           dtype: np.dtype) -> jax.Array:
-  """Builds one leaf as its addressable shards, reading each HF tensor once."""
+           dtype: np.dtype, host_bytes: int) -> jax.Array:
+  """Builds one leaf as its addressable shards, filled slot by slot from HF tensors.
+
+  The distinct shards this host holds are filled in passes of at most `host_bytes`
+  (at least one shard per pass); a pass reads each HF tensor it needs once.
+  """
   index_map = target.addressable_devices_indices_map(leaf.shape)
   bounds = {d: tuple(s.indices(n)[:2] for s, n in zip(idx, leaf.shape))
             for d, idx in index_map.items()}
-  buffers = {b: np.empty([hi - lo for lo, hi in b], dtype) for b in set(bounds.values())}
+  passes: list[list[tuple[tuple[int, int], ...]]] = [[]]
+  size = 0
+  for b in sorted(set(bounds.values())):  # neighbours share slots: fewer re-reads
+    nbytes = math.prod(hi - lo for lo, hi in b) * dtype.itemsize
+    if passes[-1] and size + nbytes > host_bytes:
+      passes.append([])
+      size = 0
+    passes[-1].append(b)
+    size += nbytes
   k = leaf.n_stack
-  for slot in leaf.slots():
-    owners = [b for b in buffers if all(b[a][0] <= slot[a] < b[a][1] for a in range(k))]
-    if not owners:
-      continue
-    value = np.asarray(leaf.to_ours(read(leaf.name(slot)))).astype(dtype, copy=False)
-    for b in owners:
-      local = tuple(slot[a] - b[a][0] for a in range(k))
-      buffers[b][local] = value[tuple(slice(lo, hi) for lo, hi in b[k:])]
-  arrays = [jax.device_put(buffers[bounds[d]], d) for d in index_map]
-  out = jax.make_array_from_single_device_arrays(leaf.shape, target, arrays)
-  out.block_until_ready()  # the host buffers may go once the copies are done
-  return out
+  on_device: dict[tuple[tuple[int, int], ...], dict[Any, jax.Array]] = {}
+  for group in passes:
+    buffers = {b: np.empty([hi - lo for lo, hi in b], dtype) for b in group}
+    for slot in leaf.slots():
+      owners = [b for b in group if all(b[a][0] <= slot[a] < b[a][1] for a in range(k))]
+      if not owners:
+        continue
+      value = np.asarray(leaf.to_ours(read(leaf.name(slot)))).astype(dtype, copy=False)
+      for b in owners:
+        local = tuple(slot[a] - b[a][0] for a in range(k))
+        buffers[b][local] = value[tuple(slice(lo, hi) for lo, hi in b[k:])]
+    for b in group:
+      on_device[b] = {d: jax.device_put(buffers[b], d) for d in index_map if bounds[d] == b}
+    jax.block_until_ready([x for b in group for x in on_device[b].values()])
+    del buffers  # copied to the devices; the next pass reuses the memory
+  arrays = [on_device[bounds[d]][d] for d in index_map]
+  return jax.make_array_from_single_device_arrays(leaf.shape, target, arrays)
 
 
 def _mtp_axes(shape: tuple[int, ...]) -> tuple[str | None, ...]:
@@ -498,14 +523,17 @@ def read_hf_config(path: str) -> dict[str, Any]:
 
 def load_checkpoint(path: str, *, mesh: Mesh | None = None,
                     rules: Sequence[tuple[str, Any]] | None = None,
-                    param_dtype: str | None = None, keep_mtp: bool = True
-                    ) -> tuple[ConfigDict, Params]:
+                    param_dtype: str | None = None, keep_mtp: bool = True,
+                    host_buffer_bytes: int = 8 << 30) -> tuple[ConfigDict, Params]:
   """Reads an HF Qwen2 / Llama / DeepSeek-V3 checkpoint directory as (model_config, params).
 
   With `mesh`, every leaf is placed with the sharding its logical axes get under
   `rules` (default: `configs.mesh_config().rules`); without, on the default device.
   `param_dtype` ('float32' or 'bfloat16') defaults to float32 for a float32 checkpoint
   and bfloat16 otherwise; the config's activation dtype is set to match.
+  `keep_mtp=False` skips the DeepSeek-V3 MTP layers (else `params['mtp']`, sharded by
+  `mtp_axes`). `host_buffer_bytes` bounds the host buffers of one leaf (module
+  docstring, "Memory").
   """
   hf = read_hf_config(path)
   c = config_from_hf(hf, param_dtype=param_dtype)
@@ -559,7 +587,8 @@ def load_checkpoint(path: str, *, mesh: Mesh | None = None,
     logical: Any = axes
     for k in path_keys:
       logical = logical[k]
-    _set_nested(params, path_keys, _place(leaf, read, target(leaf.shape, logical), dtype))
+    _set_nested(params, path_keys, _place(leaf, read, target(leaf.shape, logical), dtype,
+                                               host_buffer_bytes))
   if keep_mtp and mtp_names:
     params["mtp"] = {}
     for j, names in sorted(mtp_names.items()):
@@ -569,7 +598,8 @@ def load_checkpoint(path: str, *, mesh: Mesh | None = None,
         leaf = _Leaf((), shape, 0, lambda s, name=name: name, shape, False)
         leaf_dtype = dtype if reader.info(name).dtype.kind in "fV" else reader.info(name).dtype
         _set_nested(params["mtp"], [j] + name[len(prefix):].split("."),
-                    _place(leaf, read, target(shape, _mtp_axes(shape)), leaf_dtype))
+                    _place(leaf, read, target(shape, _mtp_axes(shape)), leaf_dtype,
+                           host_buffer_bytes))
   reader.close()
   return c, params
 

@@ -115,12 +115,24 @@ def test_bf16_moe_round_trip_onto_a_mesh(tmp_path):
   assert hf_cfg["torch_dtype"] == "bfloat16"
   mesh_cfg = configs.mesh_config(data=2, fsdp=2, expert=2)
   mesh = sharding.make_mesh(mesh_cfg)
-  cfg2, params2 = hf.load_checkpoint(str(tmp_path), mesh=mesh, rules=mesh_cfg.rules)
-  assert cfg2.to_dict() == cfg.to_dict()
+  for budget in (8 << 30, 1):  # all of a leaf's shards in one pass, or one shard per pass
+    cfg2, params2 = hf.load_checkpoint(str(tmp_path), mesh=mesh, rules=mesh_cfg.rules,
+                                       host_buffer_bytes=budget)
+    assert cfg2.to_dict() == cfg.to_dict()
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(params2)):
+      assert b.dtype == a.dtype
+      np.testing.assert_array_equal(np.asarray(b).view(np.uint16), a.view(np.uint16))
+    assert params2["moe_layers"]["moe"]["w_up"].sharding.spec[1] == "expert"
+
+
+def test_save_can_cast_to_bfloat16(tmp_path):
+  cfg = configs.model_config(tie_embeddings=True)
+  params = _random_params(cfg)
+  hf.save_checkpoint(params, cfg, str(tmp_path), dtype="bfloat16")
+  cfg2, params2 = hf.load_checkpoint(str(tmp_path))
+  assert cfg2.param_dtype == "bfloat16" and "lm_head" not in params2
   for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(params2)):
-    assert b.dtype == a.dtype
-    np.testing.assert_array_equal(np.asarray(b).view(np.uint16), a.view(np.uint16))
-  assert params2["moe_layers"]["moe"]["w_up"].sharding.spec[1] == "expert"
+    np.testing.assert_array_equal(np.asarray(b), a.astype(ml_dtypes.bfloat16))
 
 
 def test_unknown_architecture_is_an_error_listing_the_supported(tmp_path):
