@@ -203,3 +203,52 @@ def test_save_checks_params_against_the_config(tmp_path):
   with pytest.raises(ValueError, match="LlamaForCausalLM needs attention='gqa'"):
     hf.save_checkpoint(_random_params(configs.tiny_moe_config()), configs.tiny_moe_config(),
                        str(tmp_path), architecture="LlamaForCausalLM")
+
+
+# Field values of released config.json files (legacy rope keys, FP8 quantization block).
+RELEASED = {
+    "deepseek-v3": ({
+        "architectures": ["DeepseekV3ForCausalLM"], "vocab_size": 129280, "hidden_size": 7168,
+        "intermediate_size": 18432, "moe_intermediate_size": 2048, "num_hidden_layers": 61,
+        "num_attention_heads": 128, "num_key_value_heads": 128, "n_routed_experts": 256,
+        "n_shared_experts": 1, "num_experts_per_tok": 8, "first_k_dense_replace": 3,
+        "moe_layer_freq": 1, "n_group": 8, "topk_group": 4, "topk_method": "noaux_tc",
+        "scoring_func": "sigmoid", "norm_topk_prob": True, "routed_scaling_factor": 2.5,
+        "q_lora_rank": 1536, "kv_lora_rank": 512, "qk_nope_head_dim": 128,
+        "qk_rope_head_dim": 64, "v_head_dim": 128, "max_position_embeddings": 163840,
+        "rms_norm_eps": 1e-6, "rope_theta": 10000, "num_nextn_predict_layers": 1,
+        "rope_scaling": {"type": "yarn", "factor": 40, "original_max_position_embeddings": 4096,
+                         "beta_fast": 32, "beta_slow": 1, "mscale": 1.0, "mscale_all_dim": 1.0},
+        "quantization_config": {"quant_method": "fp8", "fmt": "e4m3",
+                                "activation_scheme": "dynamic", "weight_block_size": [128, 128]},
+        "tie_word_embeddings": False, "torch_dtype": "bfloat16", "hidden_act": "silu"},
+        671.03e9),
+    "llama-3.1-8b": ({
+        "architectures": ["LlamaForCausalLM"], "vocab_size": 128256, "hidden_size": 4096,
+        "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
+        "num_key_value_heads": 8, "max_position_embeddings": 131072, "rms_norm_eps": 1e-5,
+        "rope_theta": 500000.0, "rope_scaling": {
+            "rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0, "original_max_position_embeddings": 8192},
+        "tie_word_embeddings": False, "torch_dtype": "bfloat16", "attention_bias": False,
+        "mlp_bias": False}, 8.03e9),
+    "qwen2.5-7b": ({
+        "architectures": ["Qwen2ForCausalLM"], "vocab_size": 152064, "hidden_size": 3584,
+        "intermediate_size": 18944, "num_hidden_layers": 28, "num_attention_heads": 28,
+        "num_key_value_heads": 4, "max_position_embeddings": 131072, "rms_norm_eps": 1e-6,
+        "rope_theta": 1000000.0, "rope_scaling": None, "tie_word_embeddings": False,
+        "use_sliding_window": False, "sliding_window": 131072, "torch_dtype": "bfloat16"},
+        7.62e9),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RELEASED))
+def test_released_configs_map_to_their_parameter_counts(name):
+  hf_cfg, n_params = RELEASED[name]
+  c = hf.config_from_hf(hf_cfg)
+  assert c.param_dtype == "bfloat16"
+  specs = jax.tree.leaves(model.param_specs(c), is_leaf=lambda x: isinstance(x, model.ParamSpec))
+  assert abs(sum(int(np.prod(s.shape)) for s in specs) / n_params - 1) < 1e-3
+  if name == "deepseek-v3":
+    assert (c.attention, c.rope.scaling, c.rope.factor, c.moe.n_group) == ("mla", "yarn", 40, 8)
+    assert model.layer_counts(c) == (3, 58)
