@@ -120,13 +120,18 @@ def _rope_from_hf(hf: dict[str, Any]) -> dict[str, Any]:
   if orig is None:
     raise ValueError(f"rope type {kind!r} needs original_max_position_embeddings; the config "
                      f"has none.")
+  needed = ("factor", "low_freq_factor", "high_freq_factor") if kind == "llama3" else ()
+  for key in needed:
+    if p.get(key) is None:
+      raise ValueError(f"rope type {kind!r} needs {key!r}; the config's rope parameters are "
+                       f"{p}.")
   if kind == "yarn":
     if p.get("attention_factor") is not None:
       raise ValueError("yarn with an explicit attention_factor is not supported; allowed: "
                        "the factor derived from factor/mscale/mscale_all_dim.")
     if p.get("truncate", True) is False:
       raise ValueError("yarn with truncate=False is not supported; allowed: truncate=True.")
-    factor = p.get("factor") or hf["max_position_embeddings"] / orig
+    factor = p.get("factor") or _field(hf, "max_position_embeddings") / orig
     out.update(scaling="yarn", factor=float(factor), original_max_position=int(orig),
                beta_fast=float(p.get("beta_fast") or 32.0),
                beta_slow=float(p.get("beta_slow") or 1.0),
@@ -587,11 +592,11 @@ def load_checkpoint(path: str, *, mesh: Mesh | None = None,
     logical: Any = axes
     for k in path_keys:
       logical = logical[k]
-    _set_nested(params, path_keys, _place(leaf, read, target(leaf.shape, logical), dtype,
-                                               host_buffer_bytes))
+    placed = _place(leaf, read, target(leaf.shape, logical), dtype, host_buffer_bytes)
+    _set_nested(params, path_keys, placed)
   if keep_mtp and mtp_names:
     params["mtp"] = {}
-    for j, names in sorted(mtp_names.items()):
+    for j, names in sorted(mtp_names.items(), key=lambda kv: int(kv[0])):
       prefix = f"model.layers.{c.n_layers + int(j)}."
       for name in names:
         shape = reader.info(name).shape

@@ -295,7 +295,8 @@ def test_fp8_release_format_with_mtp(saved, tmp_path):
   ours = _r1_logits(cfg, params, tokens)
   deq = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
   assert _rel(ours, _hf_logits(deq, tokens)) < RTOL
-  assert _rel(ours, _hf_logits(m, tokens)) < 0.25  # routing flips on a few near-ties
+  # FP8 rounding (up to 2^-4 of each weight) compounds through the layers: 0.11 here.
+  assert _rel(ours, _hf_logits(m, tokens)) < 0.25
 
 
 def test_sharded_load_places_every_leaf_on_the_mesh(saved, tmp_path):
