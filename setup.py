@@ -21,6 +21,9 @@ setuptools.setup(
         "absl-py>=2.0",
         "ml-collections>=0.1.1",
         "numpy",
+        "ml_dtypes",
+        "tokenizers>=0.20",  # tokenizer.json of imported HF models
+        "jinja2>=3.1",  # chat templates of imported HF models
         "matplotlib",
         "tensorboardX",
         "safetensors",
