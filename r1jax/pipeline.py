@@ -66,7 +66,9 @@ def run_tokenizer(config: Any, workdir: str) -> tokenizer_lib.Tokenizer:
     log("tokenizer: found %s, skipping.", path)
     return tokenizer_lib.Tokenizer.load(path)
   texts = corpus_texts(config, config.tokenizer.train_examples, config.seed)
-  tok = tokenizer_lib.train(texts, config.tokenizer.vocab_size, byte_fallback=False)
+  prefix = templates.R1_ZERO_TEMPLATE.split(" User:")[0]
+  tok = tokenizer_lib.train(texts, config.tokenizer.vocab_size, byte_fallback=False,
+                            extra_symbols=[prefix])
   tok.save(path)
   log("tokenizer: %d pieces -> %s", tok.vocab_size, path)
   return tok
@@ -144,29 +146,137 @@ def _log_step(writer: metrics_lib.MetricWriter, step: int, m: dict, t0: float) -
                  row["train/token_accuracy"])
 
 
-STAGES: dict[str, Callable[..., Any]] = {}
+def heldout_problems(config: Any) -> list[arithmetic.Problem]:
+  """The evaluation problems (the hash split never used for training)."""
+  return arithmetic.sample_problems(config.seed + 1000, config.eval.num_problems,
+                                    config.task.digits, split="eval")
+
+
+def rl_prompts_fn(config: Any) -> Callable[[int], tuple[list[str], list[dict]]]:
+  """Step -> (B prompts, examples with the gold answer); a pure function of seed, step."""
+  def fn(step: int) -> tuple[list[str], list[dict]]:
+    rng = np.random.default_rng([config.seed, 10_000 + step])
+    probs = arithmetic.sample_problems(int(rng.integers(2**31)), config.rl.batch_prompts,
+                                       config.task.digits, split="train")
+    return ([templates.r1_zero_prompt(p.question) for p in probs],
+            [{"answer": p.answer} for p in probs])
+  return fn
+
+
+def run_eval(config: Any, params: Any, tok: Any, mesh: Any, *, k: int, num_problems: int
+             ) -> dict[str, Any]:
+  """The paper's protocol on held-out problems (k samples, temperature, top-p)."""
+  from r1jax.eval import evaluate as eval_lib
+
+  probs = heldout_problems(config)[:num_problems]
+  e = config.eval
+  return eval_lib.evaluate(params, config.model, tok,
+                           [templates.r1_zero_prompt(p.question) for p in probs],
+                           [p.answer for p in probs], k=k, temperature=e.temperature,
+                           top_p=e.top_p, max_new_tokens=e.max_new_tokens, seed=config.seed,
+                           batch_rows=e.batch_rows, mesh=mesh, rules=config.mesh.rules)
+
+
+def run_r1_zero(config: Any, workdir: str, tok: Any, base_params: Any, mesh: Any) -> Any:
+  """R1-Zero: GRPO from the base with rule rewards; periodic held-out eval for the plots."""
+  from r1jax.train import rl
+
+  d = _stage_dir(workdir, "r1_zero")
+  e = config.eval
+  eval_fn = lambda params, step: run_eval(config, params, tok, mesh, k=e.curve_k,
+                                          num_problems=e.curve_problems)
+  return rl.run_grpo(config, d, tok, base_params, mesh, rl_prompts_fn(config), eval_fn, log=log)
+
+
+def write_plots(workdir: str) -> list[str]:
+  """Held-out accuracy and mean response length against RL step (paper Figs. 2, 3)."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  rows = [r for r in metrics_lib.read_metrics(os.path.join(workdir, "r1_zero", "metrics.jsonl"))
+          if "eval/pass@1" in r]
+  steps = [r["step"] for r in rows]
+  paths = []
+  for key, label, name in (("eval/pass@1", "held-out pass@1", "accuracy.png"),
+                           ("eval/mean_response_tokens", "mean response length (tokens)",
+                            "response_length.png")):
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot(steps, [r[key] for r in rows], marker="o")
+    if key == "eval/pass@1":
+      ax.plot(steps, [r["eval/cons@k"] for r in rows], marker="x", label="cons@k")
+      ax.legend()
+    ax.set_xlabel("RL step")
+    ax.set_ylabel(label)
+    ax.set_title(f"R1-Zero (tiny): {label}")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = os.path.join(workdir, name)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    paths.append(path)
+  return paths
+
+
+STAGE_NAMES = ("tokenizer", "pretrain_base", "r1_zero")
+
+
+def _eval_row(r: dict[str, Any]) -> str:
+  return (f"pass@1 {r['pass@1']:.3f}  cons@{r['k']} {r['cons@k']:.3f}  "
+          f"format {r['format_rate']:.3f}  tokens {r['mean_response_tokens']:.1f}")
 
 
 def train_and_evaluate(config: Any, workdir: str) -> dict[str, Any]:
-  """Runs the config's stages in order; returns a summary dict."""
-  unknown = [s for s in config.stages if s not in ("tokenizer", "pretrain_base")]
+  """Runs the config's stages in order; writes eval.json and plots; returns a summary."""
+  unknown = [s for s in config.stages if s not in STAGE_NAMES]
   if unknown:
-    raise configs.ConfigError(f"Unknown stages {unknown}; available: ['tokenizer', "
-                              f"'pretrain_base'].")
+    raise configs.ConfigError(f"Unknown stages {unknown}; available: {list(STAGE_NAMES)}.")
   configs.validate_model(config.model)
   mesh = sharding.make_mesh(config.mesh)
   configs.validate_mesh_for_model(mesh.devices.shape, config.model, config.pretrain.batch_size)
   os.makedirs(workdir, exist_ok=True)
   summary: dict[str, Any] = {}
+  t0 = time.time()
   tok = run_tokenizer(config, workdir)
   if config.model.vocab_size < tok.vocab_size:
     raise configs.ConfigError(f"model.vocab_size={config.model.vocab_size} is smaller than "
                               f"the tokenizer's {tok.vocab_size} pieces.")
+  params = None
   if "pretrain_base" in config.stages:
-    run_pretrain(config, workdir, tok, mesh)
+    params = run_pretrain(config, workdir, tok, mesh)
     rows = metrics_lib.read_metrics(os.path.join(workdir, "pretrain_base", "metrics.jsonl"))
     summary["pretrain_base"] = {"final_loss": rows[-1]["train/loss"],
                                 "final_token_accuracy": rows[-1]["train/token_accuracy"]}
-  with open(os.path.join(workdir, "summary.json"), "w") as f:
-    json.dump(summary, f, indent=1)
+  if "r1_zero" in config.stages:
+    if params is None:
+      raise StageError("r1_zero needs the base model: add 'pretrain_base' to config.stages.")
+    e = config.eval
+    eval_path = os.path.join(workdir, "eval.json")
+    results = json.load(open(eval_path)) if os.path.exists(eval_path) else {}
+    if "base" not in results:
+      log("eval: base model ...")
+      results["base"] = run_eval(config, params, tok, mesh, k=e.k, num_problems=e.num_problems)
+      _write_json(eval_path, results)
+    final = run_r1_zero(config, workdir, tok, params, mesh)
+    if "final" not in results:
+      log("eval: final model ...")
+      results["final"] = run_eval(config, final, tok, mesh, k=e.k, num_problems=e.num_problems)
+      _write_json(eval_path, results)
+    summary["eval"] = {s: {k: v for k, v in r.items() if k != "examples"}
+                       for s, r in results.items()}
+    summary["plots"] = write_plots(workdir)
+    log("\n          " + "  ".join(["held-out", "(k samples, T=%.1f, top-p %.2f)" % (
+        e.temperature, e.top_p)]))
+    for name in ("base", "final"):
+      log(f"  {name:6s}  {_eval_row(results[name])}")
+    log(f"  plots: {', '.join(summary['plots'])}")
+  summary["elapsed_s"] = time.time() - t0
+  _write_json(os.path.join(workdir, "summary.json"), summary)
   return summary
+
+
+def _write_json(path: str, obj: Any) -> None:
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(obj, f, indent=1)
+  os.replace(tmp, path)

@@ -83,7 +83,8 @@ def train(texts: Iterable[str], vocab_size: int, *, model_type: str = "bpe",
   Digits are split into single pieces (arithmetic needs per-digit tokens); the R1
   special tokens are user-defined symbols; ids: PAD 0, UNK 1, BOS 2, EOS 3. With
   `byte_fallback` (256 byte pieces) any text round-trips, even characters unseen in
-  training; without it they decode as UNK.
+  training; without it they decode as UNK. `extra_symbols` become single pieces (e.g. a
+  constant prompt prefix, which shortens every sequence without changing its text).
   """
   if model_type not in ("bpe", "unigram", "char"):
     raise ValueError(f"model_type={model_type!r}; allowed: 'bpe', 'unigram', 'char'.")
@@ -92,7 +93,9 @@ def train(texts: Iterable[str], vocab_size: int, *, model_type: str = "bpe",
   spm.SentencePieceTrainer.train(
       sentence_iterator=iterator, model_writer=model, vocab_size=vocab_size,
       model_type=model_type, character_coverage=1.0, split_digits=True,
-      user_defined_symbols=list(SPECIAL_TOKENS) + list(extra_symbols),
+      # Pieces never contain raw spaces (sentencepiece writes them as U+2581).
+      user_defined_symbols=list(SPECIAL_TOKENS) + [x.replace(" ", "\u2581")
+                                                   for x in extra_symbols],
       pad_id=0, unk_id=1, bos_id=2, eos_id=3, hard_vocab_limit=False,
       byte_fallback=byte_fallback, add_dummy_prefix=False, remove_extra_whitespaces=False,
       normalization_rule_name="identity", minloglevel=2, num_threads=1,

@@ -1,0 +1,1 @@
+"""Evaluation: pass@k, cons@k, benchmark runners and reports."""

@@ -1,0 +1,56 @@
+"""Sampling-based evaluation of a policy on held-out problems (the paper's protocol)."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import jax
+import numpy as np
+
+from r1jax import sampling
+from r1jax.eval import metrics
+from r1jax.rewards.format import format_reward
+from r1jax.rewards.math_equiv import extract_answer, is_equiv
+
+
+def evaluate(params: Any, model_cfg: Any, tok: Any, prompts: Sequence[str],
+             answers: Sequence[str], *, k: int, temperature: float, top_p: float,
+             max_new_tokens: int, seed: int, batch_rows: int = 256, mesh: Any = None,
+             rules: Any = None) -> dict[str, Any]:
+  """pass@1 (mean over k samples), cons@k, pass@k, format rate, mean response tokens."""
+  ids = [tok.encode(p, bos=True) for p in prompts]
+  rows = [i for i in range(len(prompts)) for _ in range(k)]
+  texts: list[str] = []
+  lengths: list[int] = []
+  truncated: list[bool] = []
+  for c, start in enumerate(range(0, len(rows), batch_rows)):
+    chunk = rows[start:start + batch_rows]
+    out = sampling.generate(params, model_cfg, [ids[i] for i in chunk],
+                            rng=jax.random.fold_in(jax.random.key(seed), c),
+                            max_new_tokens=max_new_tokens, temperature=temperature,
+                            top_p=top_p, eos_id=tok.eos_id, mesh=mesh, rules=rules)
+    texts += [tok.decode(t) for t in out.tokens]
+    lengths += [len(t) for t in out.tokens]
+    truncated += out.truncated
+  extracted = [extract_answer(t) for t in texts]
+  correct = [[False] * k for _ in prompts]
+  majority = []
+  for i, gold in enumerate(answers):
+    group = extracted[i * k:(i + 1) * k]
+    correct[i] = [a is not None and is_equiv(a, gold) for a in group]
+    maj = metrics.majority_answer(group)
+    majority.append(maj is not None and is_equiv(maj, gold))
+  return {
+      "pass@1": metrics.pass_at_1(correct),
+      "cons@k": float(np.mean(majority)),
+      "pass@k": float(np.mean([metrics.pass_at_k(k, sum(c), k) for c in correct])),
+      "k": k,
+      "format_rate": float(np.mean([format_reward(t) for t in texts])),
+      "mean_response_tokens": float(np.mean(lengths)),
+      "truncated_fraction": float(np.mean(truncated)),
+      "num_problems": len(prompts),
+      "temperature": temperature,
+      "top_p": top_p,
+      "examples": [{"prompt_tail": prompts[i][-40:], "completion": texts[i * k],
+                    "gold": answers[i]} for i in range(min(3, len(prompts)))],
+  }

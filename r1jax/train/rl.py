@@ -1,0 +1,254 @@
+"""The GRPO RL loop (R1-Zero): rollouts, rule rewards, advantages, mu updates per batch.
+
+One RL step:
+  1. B prompts from the train split (a pure function of seed and step: resumable),
+     each repeated G times;
+  2. completions from the in-graph sampler (`sampling.sample_padded`) at the rollout
+     temperature;
+  3. rewards (weighted rule rewards, scored in worker processes) -> group advantages;
+  4. pi_old and pi_ref log-probs of the completions in jitted forwards (pi_ref = the
+     starting checkpoint, fixed);
+  5. `num_iterations` (mu) optimiser steps on the GRPO loss with pi_old fixed.
+Everything on device is jitted; the host only decodes text and scores rewards.
+
+Shape letters: N = B*G rollouts, P padded prompt length, C completion bucket,
+L = P + C sequence length.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from r1jax import model, sampling, sharding
+from r1jax.rewards import scoring
+from r1jax.train import checkpoint as ckpt_lib
+from r1jax.train import grpo
+from r1jax.train import metrics as metrics_lib
+from r1jax.train import state as state_lib
+
+Array = jax.Array
+
+
+class TrainingError(RuntimeError):
+  """Training cannot continue (e.g. repeated non-finite losses)."""
+
+
+@dataclasses.dataclass
+class Rollouts:
+  tokens: np.ndarray  # int32 [N, L]: left-padded prompt + completion (+ pad)
+  prompt_pad: np.ndarray  # int32 [N]: left padding of each row
+  prompt_width: int  # P
+  lengths: np.ndarray  # int32 [N]: completion lengths
+  truncated: np.ndarray  # bool [N]
+  texts: list[str]
+
+
+def sequence_inputs(tokens_NxL: Array, pad_N: Array) -> dict[str, Array]:
+  """Model inputs for teacher-forced scoring of left-padded rows."""
+  n, length = tokens_NxL.shape
+  idx = jnp.arange(length - 1)[None, :]
+  return {"inputs": tokens_NxL[:, :-1], "targets": tokens_NxL[:, 1:],
+          "positions": jnp.maximum(idx - pad_N[:, None], 0),
+          "key_mask": idx >= pad_N[:, None]}
+
+
+def token_logprobs(params: Any, model_cfg: Any, batch: dict[str, Array]
+                   ) -> tuple[Array, Array, Any]:
+  """log pi(target | prefix) [N, L-1], token entropies [N, L-1], MoE aux."""
+  x = sequence_inputs(batch["tokens"], batch["prompt_pad"])
+  logits, _, aux = model.apply(params, x["inputs"], model_cfg, positions=x["positions"],
+                               key_mask=x["key_mask"], token_mask=x["key_mask"])
+  logp_all = jax.nn.log_softmax(logits, axis=-1)
+  logp = jnp.take_along_axis(logp_all, x["targets"][..., None], axis=-1)[..., 0]
+  entropy = -(jnp.exp(logp_all) * logp_all).sum(-1)
+  return logp, entropy, aux
+
+
+def completion_mask(prompt_width: int, lengths_N: Array, seq_len: int) -> Array:
+  """[N, L-1] mask over target positions that are completion tokens."""
+  t = jnp.arange(seq_len - 1)[None, :] + 1  # target index in the sequence
+  return (t >= prompt_width) & (t < prompt_width + lengths_N[:, None])
+
+
+def grpo_loss_fn(model_cfg: Any, rl_cfg: Any) -> state_lib.LossFn:
+  """The GRPO loss for `state.make_train_step`; batch carries old/ref logprobs."""
+  def loss_fn(params: Any, batch: dict[str, Array], rng: Array):
+    del rng
+    logp, entropy, aux = token_logprobs(params, model_cfg, batch)
+    mask = batch["loss_mask"]
+    loss, m = grpo.grpo_loss(
+        logp, batch["old_logp"], batch["ref_logp"], batch["advantages"], mask,
+        epsilon=rl_cfg.epsilon, beta=rl_cfg.beta,
+        epsilon_high=rl_cfg.epsilon_high if rl_cfg.epsilon_high > 0 else None,
+        aggregation=rl_cfg.aggregation)
+    denom = jnp.maximum(mask.sum(), 1.0)
+    metrics = {"rl/kl": m["kl"], "rl/clip_low_fraction": m["clip/low_fraction"],
+               "rl/clip_high_fraction": m["clip/high_fraction"],
+               "rl/entropy": (entropy * mask).sum() / denom,
+               "moe/balance_loss": aux.balance_loss}
+    return loss + aux.balance_loss, (metrics, aux.expert_load)
+
+  return loss_fn
+
+
+class GRPOTrainer:
+  """Holds the jitted pieces of one R1-Zero run (sampler, scorers, step)."""
+
+  def __init__(self, config: Any, model_cfg: Any, tok: Any, mesh: Any,
+               prompts_fn: Callable[[int], tuple[list[str], list[dict]]]):
+    self.config, self.rl = config, config.rl
+    self.model_cfg = model_cfg
+    self.frozen_cfg = ml_collections.FrozenConfigDict(model_cfg)
+    self.tok, self.mesh, self.rules = tok, mesh, config.mesh.rules
+    self.prompts_fn = prompts_fn
+    self.tx = state_lib.make_optimizer(self.rl.optimizer)
+    self.lr = state_lib.learning_rate_schedule(self.rl.optimizer)
+    weights = dict(self.rl.reward_weights)
+    self.scorer = scoring.RewardScorer(weights, num_workers=self.rl.reward_workers,
+                                       timeout_s=self.rl.reward_timeout_s)
+    self._logprob_fn = jax.jit(lambda p, b: token_logprobs(p, model_cfg, b)[0])
+
+  def close(self) -> None:
+    self.scorer.close()
+
+  def rollout(self, params: Any, step: int) -> tuple[Rollouts, list[dict]]:
+    """B prompts x G samples at the rollout temperature (deterministic in step)."""
+    r = self.rl
+    prompts, examples = self.prompts_fn(step)
+    ids = [self.tok.encode(p, bos=True) for p in prompts]
+    rows = [i for i in range(len(ids)) for _ in range(r.group_size)]
+    width = sampling.bucket(max(len(x) for x in ids))
+    arr = np.full((len(rows), width), self.tok.pad_id, np.int32)
+    lens = np.zeros((len(rows),), np.int32)
+    for j, i in enumerate(rows):
+      arr[j, width - len(ids[i]):] = ids[i]
+      lens[j] = len(ids[i])
+    gen = sampling.bucket(r.max_new_tokens)
+    rng = jax.random.fold_in(jax.random.key(self.config.seed + 1), step)
+    in_sh = sharding.batch_sharding(self.mesh, self.rules, 2, arr.shape)
+    with sharding.use_mesh(self.mesh, self.rules):
+      out = sampling.sample_padded(
+          params, jax.device_put(arr, in_sh),
+          jax.device_put(lens, sharding.batch_sharding(self.mesh, self.rules, 1, lens.shape)),
+          rng, jnp.int32(r.max_new_tokens), jnp.float32(r.temperature), jnp.float32(1.0),
+          jnp.int32(0), jnp.asarray([self.tok.eos_id], jnp.int32), config=self.frozen_cfg,
+          gen_bucket=gen)
+    toks, _, lengths, trunc = jax.device_get(out)
+    texts = [self.tok.decode(toks[j, :lengths[j]]) for j in range(len(rows))]
+    full = np.concatenate([arr, np.where(np.arange(gen)[None] < lengths[:, None], toks,
+                                         self.tok.pad_id)], axis=1).astype(np.int32)
+    return Rollouts(full, (width - lens).astype(np.int32), width, lengths.astype(np.int32),
+                    trunc, texts), [examples[i] for i in rows]
+
+  def make_batch(self, params: Any, ref_params: Any, ro: Rollouts, advantages: np.ndarray
+                 ) -> dict[str, Array]:
+    """Device batch with pi_old / pi_ref log-probs from jitted forwards."""
+    batch = {"tokens": ro.tokens, "prompt_pad": ro.prompt_pad,
+             "loss_mask": np.asarray(completion_mask(ro.prompt_width, ro.lengths,
+                                                     ro.tokens.shape[1]), np.float32),
+             "advantages": advantages.astype(np.float32)}
+    batch = {k: jax.device_put(v, sharding.batch_sharding(self.mesh, self.rules, v.ndim,
+                                                          v.shape)) for k, v in batch.items()}
+    with sharding.use_mesh(self.mesh, self.rules):
+      batch["old_logp"] = self._logprob_fn(params, batch)
+      batch["ref_logp"] = self._logprob_fn(ref_params, batch)
+    return batch
+
+
+def rollout_metrics(ro: Rollouts, rewards: scoring.RewardResult, group_size: int
+                    ) -> dict[str, float]:
+  """Host-side metrics of one batch of rollouts."""
+  total = rewards.total.reshape(-1, group_size)
+  m = {"reward/total_mean": float(total.mean()), "reward/total_std": float(total.std()),
+       "reward/zero_spread_groups": float(np.mean(total.max(1) == total.min(1))),
+       "completion/length_mean": float(ro.lengths.mean()),
+       "completion/length_min": float(ro.lengths.min()),
+       "completion/length_max": float(ro.lengths.max()),
+       "completion/truncated_fraction": float(ro.truncated.mean())}
+  for name, v in rewards.per_fn.items():
+    m[f"reward/{name}_mean"] = float(v.mean())
+    m[f"reward/{name}_std"] = float(v.std())
+  for name, n in rewards.failures.items():
+    m[f"reward/{name}_failures"] = float(n)
+  return m
+
+
+def run_grpo(config: Any, workdir: str, tok: Any, init_params: Any, mesh: Any,
+             prompts_fn: Callable[[int], tuple[list[str], list[dict]]],
+             eval_fn: Callable[[Any, int], dict[str, Any]] | None = None,
+             log: Callable[[str], None] = print, _crash_after_step: int | None = None) -> Any:
+  """R1-Zero GRPO from `init_params` (also the reference policy); returns final params.
+
+  Resumes from DIR/checkpoints when present; `eval_fn(params, step)` runs every
+  rl.eval_every steps and its result is logged with the step's metrics.
+  """
+  r = config.rl
+  mc = config.model
+  os.makedirs(workdir, exist_ok=True)
+  trainer = GRPOTrainer(config, mc, tok, mesh, prompts_fn)
+  state, shardings = state_lib.create_train_state(mc, trainer.tx, mesh, config.mesh.rules,
+                                                  jax.random.key(config.seed + 2), init_params)
+  ref_params = jax.tree.map(jnp.copy, state.params)
+  ckpt = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"), max_to_keep=r.max_to_keep)
+  writer = metrics_lib.MetricWriter(workdir)
+  start = 0
+  if ckpt.latest_step() is not None:
+    state, meta = ckpt.restore(state, shardings)
+    start = int(meta["step"])
+    if meta.get("done"):
+      log(f"r1_zero: finished checkpoint in {workdir}, skipping.")
+      ckpt.close(), writer.close(), trainer.close()
+      return state.params
+    log(f"r1_zero: resuming from step {start}.")
+    writer.truncate_after(start)
+  step_fn = state_lib.make_train_step(grpo_loss_fn(mc, r), mc, trainer.tx, shardings, mesh,
+                                      config.mesh.rules, trainer.lr)
+  if start == 0 and eval_fn is not None:
+    writer.write(0, {f"eval/{k}": v for k, v in eval_fn(state.params, 0).items()
+                     if isinstance(v, (int, float))})
+  try:
+    for step in range(start, r.steps):
+      t0 = time.time()
+      ro, examples = trainer.rollout(state.params, step)
+      t_sample = time.time() - t0
+      rewards = trainer.scorer(ro.texts, examples)
+      adv = np.asarray(grpo.group_advantages(jnp.asarray(rewards.total), r.group_size,
+                                             scale_by_std=r.scale_rewards))
+      batch = trainer.make_batch(state.params, ref_params, ro, adv)
+      for _ in range(r.num_iterations):
+        state, m = step_fn(state, batch)
+      m = jax.device_get(m)
+      if int(state.nonfinite) >= r.max_nonfinite_steps:
+        raise TrainingError(f"{int(state.nonfinite)} consecutive non-finite losses at step "
+                            f"{step + 1}; lower rl.optimizer.learning_rate or check the data.")
+      row = {**m, **rollout_metrics(ro, rewards, r.group_size),
+             "time/step_s": time.time() - t0,
+             "time/sampled_tokens_per_s": float(ro.lengths.sum()) / max(t_sample, 1e-9)}
+      if eval_fn is not None and (step + 1) % r.eval_every == 0:
+        row.update({f"eval/{k}": v for k, v in eval_fn(state.params, step + 1).items()
+                    if isinstance(v, (int, float))})
+      writer.write(step + 1, row)
+      log(f"r1_zero step {step + 1}/{r.steps}: reward {row['reward/total_mean']:.3f} "
+          f"acc {row.get('reward/accuracy_mean', float('nan')):.3f} "
+          f"len {row['completion/length_mean']:.1f} kl {row['rl/kl']:.4f} "
+          f"{row['time/step_s']:.1f}s" + (f" eval pass@1 {row['eval/pass@1']:.3f}"
+                                          if "eval/pass@1" in row else ""))
+      if (step + 1) % r.checkpoint_every == 0 and step + 1 < r.steps:
+        ckpt.save(step + 1, state, {"step": step + 1, "done": False})
+      if _crash_after_step is not None and step + 1 == _crash_after_step:
+        ckpt.wait()
+        raise KeyboardInterrupt(f"simulated crash after step {step + 1}")
+    ckpt.save(r.steps, state, {"step": r.steps, "done": True}, force=True)
+  finally:
+    ckpt.close()
+    writer.close()
+    trainer.close()
+  return state.params
