@@ -61,21 +61,56 @@ def bucket(n: int, minimum: int = MIN_BUCKET) -> int:
 
 
 def _truncate(logits_BxV: Array, top_k: Array, top_p: Array) -> Array:
-  """Masks logits outside the top-k (k > 0) and the top-p nucleus (p < 1) with -inf."""
-  v = logits_BxV.shape[-1]
-  sorted_desc = jnp.sort(logits_BxV, axis=-1)[:, ::-1]
-  k = jnp.where(top_k > 0, jnp.minimum(top_k, v), v)
-  kth = jnp.take_along_axis(sorted_desc, jnp.broadcast_to(k - 1, (logits_BxV.shape[0], 1)),
-                            axis=-1)
-  logits = jnp.where(logits_BxV < kth, -jnp.inf, logits_BxV)
-  # Nucleus over the (already top-k truncated) distribution: keep the smallest prefix of
-  # tokens sorted by probability whose mass reaches top_p (the top token always stays).
-  probs_sorted = jax.nn.softmax(jnp.sort(logits, axis=-1)[:, ::-1], axis=-1)
-  before = jnp.cumsum(probs_sorted, axis=-1) - probs_sorted
-  keep_sorted = before < top_p
-  n_keep = jnp.maximum(keep_sorted.sum(-1, keepdims=True), 1)
-  cutoff = jnp.take_along_axis(jnp.sort(logits, axis=-1)[:, ::-1], n_keep - 1, axis=-1)
-  return jnp.where(logits < cutoff, -jnp.inf, logits)
+  """Masks logits outside the top-k (k > 0) and the top-p nucleus (p < 1) with -inf.
+
+  One descending sort serves both cuts, and it is skipped (`lax.cond`) when neither is
+  on: a full-vocabulary sort costs more than the whole decode step on CPU.
+  """
+  def cut(logits: Array) -> Array:
+    b, v = logits.shape
+    sorted_desc = jnp.sort(logits, axis=-1)[:, ::-1]
+    k = jnp.where(top_k > 0, jnp.minimum(top_k, v), v)
+    kth = jnp.take_along_axis(sorted_desc, jnp.broadcast_to(k - 1, (b, 1)), axis=-1)
+    # The top-k truncated logits, still sorted (ties with the k-th are kept).
+    kept_sorted = jnp.where(sorted_desc < kth, -jnp.inf, sorted_desc)
+    # Nucleus over the top-k truncated distribution: keep the smallest prefix of tokens
+    # sorted by probability whose mass reaches top_p (the top token always stays).
+    probs_sorted = jax.nn.softmax(kept_sorted, axis=-1)
+    before = jnp.cumsum(probs_sorted, axis=-1) - probs_sorted
+    n_keep = jnp.maximum((before < top_p).sum(-1, keepdims=True), 1)
+    cutoff = jnp.take_along_axis(kept_sorted, n_keep - 1, axis=-1)
+    return jnp.where((logits < kth) | (logits < cutoff), -jnp.inf, logits)
+
+  return jax.lax.cond((top_k > 0) | (top_p < 1), cut, lambda x: x, logits_BxV)
+
+
+def _categorical(rng: Array, logits_BxV: Array) -> Array:
+  """One token per row drawn from softmax(logits) by inverting its CDF.
+
+  One uniform per row instead of `jax.random.categorical`'s Gumbel noise over the whole
+  vocabulary (two logs per entry: that cost more than the model's decode step on CPU).
+  The CDF is searched in two levels, blocks of C entries then one block, so only short
+  cumulative sums are formed. Rounding can land on a zero-probability entry (chance
+  ~1e-7); the argmax is taken then, so a masked (-inf) token is never drawn.
+  """
+  b, v = logits_BxV.shape
+  c = bucket(int(np.sqrt(v)), 1)  # block width C (a power of two near sqrt(V))
+  nb = -(-v // c)  # blocks
+  max_B1 = jnp.max(logits_BxV, axis=-1, keepdims=True)
+  p_BxV = jnp.exp(logits_BxV - max_B1)
+  p_BxNxC = jnp.pad(p_BxV, ((0, 0), (0, nb * c - v))).reshape(b, nb, c)
+  cum_BxN = jnp.cumsum(p_BxNxC.sum(-1), axis=-1)
+  u_B1 = jax.random.uniform(rng, (b, 1), jnp.float32) * cum_BxN[:, -1:]
+  blk_B = jnp.minimum((cum_BxN <= u_B1).sum(-1), nb - 1)
+  before_B = jnp.where(blk_B > 0, jnp.take_along_axis(
+      cum_BxN, jnp.maximum(blk_B - 1, 0)[:, None], axis=-1)[:, 0], 0.0)
+  inner_BxC = jnp.take_along_axis(p_BxNxC, blk_B[:, None, None], axis=1)[:, 0]
+  within_B = (jnp.cumsum(inner_BxC, axis=-1) <= (u_B1[:, 0] - before_B)[:, None]).sum(-1)
+  tok_B = blk_B * c + jnp.minimum(within_B, c - 1)
+  ok = (tok_B < v) & (jnp.take_along_axis(p_BxV, jnp.minimum(tok_B, v - 1)[:, None],
+                                          axis=-1)[:, 0] > 0)
+  argmax_B = jnp.min(jnp.where(logits_BxV == max_B1, jnp.arange(v), v), axis=-1)
+  return jnp.where(ok, tok_B, argmax_B)
 
 
 def _choose(logits_BxV: Array, rng: Array, temperature: Array, top_p: Array, top_k: Array
@@ -84,11 +119,12 @@ def _choose(logits_BxV: Array, rng: Array, temperature: Array, top_p: Array, top
   greedy = temperature <= 0
   t = jnp.where(greedy, 1.0, temperature)
   scaled = logits_BxV / t
-  logp_all = jax.nn.log_softmax(scaled, axis=-1)
-  trunc = _truncate(scaled, top_k, top_p)
-  sampled = jax.random.categorical(rng, trunc, axis=-1)
-  tok = jnp.where(greedy, jnp.argmax(logits_BxV, axis=-1), sampled).astype(jnp.int32)
-  return tok, jnp.take_along_axis(logp_all, tok[:, None], axis=-1)[:, 0]
+  tok = jax.lax.cond(
+      greedy, lambda x: jnp.argmax(x, axis=-1),
+      lambda x: _categorical(rng, _truncate(x, top_k, top_p)), scaled
+  ).astype(jnp.int32)
+  picked = jnp.take_along_axis(scaled, tok[:, None], axis=-1)[:, 0]
+  return tok, picked - jax.nn.logsumexp(scaled, axis=-1)
 
 
 @functools.partial(jax.jit, static_argnames=("config", "gen_bucket"))
