@@ -19,8 +19,11 @@ def get_config(arg=None):
   c.stages = ("tokenizer", "pretrain_base", "r1_zero")  # Run in order (r1jax.pipeline).
 
   c.task = configs.ConfigDict()
-  c.task.digits = 3  # Operands have 1..digits digits.
-  c.task.worked_fraction = 0.3  # Share of worked (column-by-column) solutions in the corpus.
+  c.task.name = "digit_sum"  # 'digit_sum' (d1+...+dn) or 'addition' (a+b).
+  c.task.digits = 3  # addition: operands have 1..digits digits.
+  c.task.min_terms = 4  # digit_sum: fewest single-digit terms.
+  c.task.max_terms = 6  # digit_sum: most single-digit terms.
+  c.task.worked_fraction = 0.3  # Share of worked (step-by-step) solutions in the corpus.
 
   c.tokenizer = configs.ConfigDict()
   c.tokenizer.vocab_size = 64  # Sentencepiece pieces (the template prefix is one piece).
@@ -35,7 +38,7 @@ def get_config(arg=None):
   c.pretrain = configs.ConfigDict()
   c.pretrain.steps = 600  # Optimiser steps of base-model pretraining.
   c.pretrain.batch_size = 64  # Sequences per step.
-  c.pretrain.seq_len = 48  # Tokens per sequence (prompt + completion, padded).
+  c.pretrain.seq_len = 64  # Tokens per sequence (prompt + completion, padded).
   c.pretrain.checkpoint_every = 200  # Steps between (async) checkpoints.
   c.pretrain.optimizer = configs.optimizer_config(learning_rate=3e-3, warmup_steps=30,
                                                   decay_steps=570)
@@ -45,7 +48,7 @@ def get_config(arg=None):
   c.rl.batch_prompts = 16  # Prompts per step (B).
   c.rl.group_size = 16  # Completions per prompt (G; paper: 16).
   c.rl.temperature = 1.0  # Rollout temperature (paper: 1.0).
-  c.rl.max_new_tokens = 32  # Completion cap for rollouts.
+  c.rl.max_new_tokens = 48  # Completion cap for rollouts.
   c.rl.num_iterations = 1  # Updates per batch with pi_old fixed (mu).
   c.rl.epsilon = 0.2  # Clip range (paper: 0.2).
   c.rl.epsilon_high = 0.0  # Clip-higher upper range (DAPO); 0 = same as epsilon.
@@ -66,7 +69,7 @@ def get_config(arg=None):
   c.eval.k = 8  # Samples per problem (pass@1 averages them; cons@k votes).
   c.eval.temperature = 0.6  # Paper's evaluation temperature.
   c.eval.top_p = 0.95  # Paper's evaluation top-p.
-  c.eval.max_new_tokens = 32  # Generation cap.
+  c.eval.max_new_tokens = 48  # Generation cap.
   c.eval.curve_problems = 64  # Problems for the periodic eval behind the plots.
   c.eval.curve_k = 4  # Samples per problem for the periodic eval.
   c.eval.batch_rows = 512  # Sequences per sampler call.

@@ -42,7 +42,20 @@ def _stage_dir(workdir: str, name: str) -> str:
   return d
 
 
-def task_example(p: arithmetic.Problem, style: str) -> tuple[str, str]:
+TASKS = ("addition", "digit_sum")
+
+
+def sample_task(config: Any, seed: int, n: int, split: str) -> list[Any]:
+  """Problems of the configured task (config.task.name) from one split."""
+  t = config.task
+  if t.name == "addition":
+    return arithmetic.sample_problems(seed, n, t.digits, split=split)
+  if t.name == "digit_sum":
+    return arithmetic.sample_sum_problems(seed, n, t.min_terms, t.max_terms, split=split)
+  raise configs.ConfigError(f"task.name={t.name!r}; allowed: {TASKS}.")
+
+
+def task_example(p: Any, style: str) -> tuple[str, str]:
   """(prompt, completion) text of one problem in the R1-Zero template."""
   return templates.r1_zero_prompt(p.question), arithmetic.completion(p, style)
 
@@ -52,7 +65,7 @@ def corpus_texts(config: Any, n: int, seed: int) -> list[str]:
   t = config.task
   rng = np.random.default_rng(seed + 7)
   out = []
-  for p in arithmetic.sample_problems(seed, n, t.digits, split="train"):
+  for p in sample_task(config, seed, n, "train"):
     style = "worked" if rng.random() < t.worked_fraction else "direct"
     prompt, comp = task_example(p, style)
     out.append(prompt + comp)
@@ -78,8 +91,7 @@ def lm_batch(config: Any, tok: tokenizer_lib.Tokenizer, step: int) -> dict[str, 
   """The pretraining batch of `step` (a pure function of seed and step: resumable)."""
   t, p = config.task, config.pretrain
   rng = np.random.default_rng([config.seed, step])
-  problems = arithmetic.sample_problems(int(rng.integers(2**31)), p.batch_size, t.digits,
-                                        split="train")
+  problems = sample_task(config, int(rng.integers(2**31)), p.batch_size, "train")
   seq = p.seq_len
   tokens = np.full((p.batch_size, seq + 1), tok.pad_id, np.int32)
   mask = np.zeros((p.batch_size, seq), np.float32)
@@ -146,18 +158,16 @@ def _log_step(writer: metrics_lib.MetricWriter, step: int, m: dict, t0: float) -
                  row["train/token_accuracy"])
 
 
-def heldout_problems(config: Any) -> list[arithmetic.Problem]:
+def heldout_problems(config: Any) -> list[Any]:
   """The evaluation problems (the hash split never used for training)."""
-  return arithmetic.sample_problems(config.seed + 1000, config.eval.num_problems,
-                                    config.task.digits, split="eval")
+  return sample_task(config, config.seed + 1000, config.eval.num_problems, "eval")
 
 
 def rl_prompts_fn(config: Any) -> Callable[[int], tuple[list[str], list[dict]]]:
   """Step -> (B prompts, examples with the gold answer); a pure function of seed, step."""
   def fn(step: int) -> tuple[list[str], list[dict]]:
     rng = np.random.default_rng([config.seed, 10_000 + step])
-    probs = arithmetic.sample_problems(int(rng.integers(2**31)), config.rl.batch_prompts,
-                                       config.task.digits, split="train")
+    probs = sample_task(config, int(rng.integers(2**31)), config.rl.batch_prompts, "train")
     return ([templates.r1_zero_prompt(p.question) for p in probs],
             [{"answer": p.answer} for p in probs])
   return fn

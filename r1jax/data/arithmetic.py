@@ -1,9 +1,14 @@
-"""A synthetic reasoning task checked by rule: multi-digit addition.
+"""Synthetic reasoning tasks checked by rule: multi-digit addition and digit sums.
 
-Solutions come in two styles. `direct`: the answer alone. `worked`: a column-by-column
-solution from the least significant digit, each step `a+b+carry=sum`, which a small
-model executes far more reliably than a direct multi-digit sum. The base-model corpus
-mixes both, so that RL has something to discover: that thinking first pays.
+`Problem` (a + b): the worked solution adds column by column from the least significant
+digit, each step `a+b+carry=sum`. `SumProblem` (d1 + d2 + ... + dn, single digits): the
+worked solution keeps a running total, each step `total+d=new`, so every step is one
+small addition whose operands sit right before it; the answer is the last total.
+
+Solutions come in two styles. `direct`: the answer alone. `worked`: the steps inside
+<think>, which a small model executes far more reliably than a direct multi-term sum.
+The base-model corpus mixes both, so that RL has something to discover: that thinking
+first pays (and responses get longer).
 
 Problems are generated offline from a seed; evaluation problems are drawn from a
 disjoint set (a hash split on the operands), so they never appear in training.
@@ -55,8 +60,46 @@ def sample_problems(seed: int, n: int, digits: int, *, split: str, eval_fraction
   return out
 
 
-def worked_steps(p: Problem) -> str:
-  """Column addition from the right: '7+5=12,4+8+1=13' for 47 + 85."""
+@dataclasses.dataclass(frozen=True)
+class SumProblem:
+  terms: tuple[int, ...]
+
+  @property
+  def question(self) -> str:
+    return "What is " + "+".join(map(str, self.terms)) + "?"
+
+  @property
+  def answer(self) -> str:
+    return str(sum(self.terms))
+
+
+def sample_sum_problems(seed: int, n: int, min_terms: int, max_terms: int, *, split: str,
+                        eval_fraction: float = 0.1) -> list[SumProblem]:
+  """`n` digit-sum problems of min_terms..max_terms single digits from one split."""
+  if split not in ("train", "eval"):
+    raise ValueError(f"split={split!r}; allowed: 'train', 'eval'.")
+  if not 2 <= min_terms <= max_terms:
+    raise ValueError(f"need 2 <= min_terms <= max_terms, got {min_terms}, {max_terms}.")
+  rng = np.random.default_rng(seed)
+  out: list[SumProblem] = []
+  while len(out) < n:
+    k = int(rng.integers(min_terms, max_terms + 1))
+    p = SumProblem(tuple(int(x) for x in rng.integers(0, 10, size=k)))
+    h = int(hashlib.sha256(p.question.encode()).hexdigest()[:8], 16)
+    if ((h % 10_000) < eval_fraction * 10_000) == (split == "eval"):
+      out.append(p)
+  return out
+
+
+def worked_steps(p: Problem | SumProblem) -> str:
+  """Column addition from the right ('7+5=12,4+8+1=13' for 47 + 85), or running totals
+  ('3+5=8,8+2=10' for 3 + 5 + 2)."""
+  if isinstance(p, SumProblem):
+    total, steps = p.terms[0], []
+    for d in p.terms[1:]:
+      steps.append(f"{total}+{d}={total + d}")
+      total += d
+    return ",".join(steps)
   xs, ys = str(p.a)[::-1], str(p.b)[::-1]
   carry, steps = 0, []
   for i in range(max(len(xs), len(ys))):
@@ -68,7 +111,7 @@ def worked_steps(p: Problem) -> str:
   return ",".join(steps)
 
 
-def completion(p: Problem, style: str) -> str:
+def completion(p: Problem | SumProblem, style: str) -> str:
   """The assistant's text after the prompt, in the R1-Zero tag format."""
   if style == "worked":
     return f" <think>{worked_steps(p)}</think> <answer>{p.answer}</answer>"
