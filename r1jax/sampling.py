@@ -146,11 +146,14 @@ def sample_padded(params: Any, prompt_BxP: Array, prompt_len_B: Array, rng: Arra
   slots = jnp.arange(s)
   key_mask = slots[None, :] >= pad_B[:, None]  # [B, S]; future slots hidden by causality
   positions = jnp.maximum(jnp.arange(p)[None, :] - pad_B[:, None], 0)
-  cache = model.init_cache(config, b, s)
-  cache = jax.tree.map(lambda c: sharding.constrain(
-      c, ("layers", "batch") + (None,) * (c.ndim - 2)), cache)
-  logits, cache, _ = model.apply(params, prompt_BxP, config, positions=positions, cache=cache,
-                                 cache_index=0, key_mask=key_mask)
+  # Per-layer weights and caches, split once here: the loop below then slices nothing.
+  params = model.unstack_layers(params)
+  cache = model.unstack_layers(model.init_cache(config, b, s))
+  cache = jax.tree.map(lambda c: sharding.constrain(c, ("batch",) + (None,) * (c.ndim - 1)),
+                       cache)
+  hidden, cache, _ = model.apply(params, prompt_BxP, config, positions=positions, cache=cache,
+                                 cache_index=0, key_mask=key_mask, return_hidden=True)
+  logits = model.logits_from_hidden(params, hidden[:, -1:], config)  # the last position only
   rng, first_rng = jax.random.split(rng)
   tok, lp = _choose(logits[:, -1], first_rng, temperature, top_p, top_k)
   is_stop = lambda t: jnp.any(t[:, None] == stop_ids[None, :], axis=-1)

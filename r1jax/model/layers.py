@@ -125,20 +125,31 @@ def gqa_attention(p: Params, x_BxTxD: Array, cos: Array, sin: Array, mask_BxTxS:
     q, k, v = q + p["bq"].astype(dt), k + p["bk"].astype(dt), v + p["bv"].astype(dt)
   q = sharding.constrain(apply_rope(q, cos, sin), ("batch", "length", "heads", "head_dim"))
   k = apply_rope(k, cos, sin)
+  # Keys/values as [B, K, S, E] (the cache layout): heads lead, so the dots below read
+  # them, and a decode step writes one slot, without transposing the cache.
+  k, v = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)
   if cache is not None:
-    cache = {"k": _write_cache(cache["k"], k, cache_index),
-             "v": _write_cache(cache["v"], v, cache_index)}
+    start = (0, 0, cache_index, 0)
+    cache = {"k": jax.lax.dynamic_update_slice(cache["k"], k.astype(cache["k"].dtype), start),
+             "v": jax.lax.dynamic_update_slice(cache["v"], v.astype(cache["v"].dtype), start)}
     k, v = cache["k"].astype(dt), cache["v"].astype(dt)
   b, t, h, e = q.shape
-  kh = k.shape[2]
+  kh = k.shape[1]
   q = q.reshape(b, t, kh, h // kh, e)
-  s = jnp.einsum("btkge,bske->bkgts", q, k, preferred_element_type=jnp.float32)
+  s = jnp.einsum("btkge,bkse->bkgts", q, k, preferred_element_type=jnp.float32)
   s = s * (e ** -0.5)
   s = jnp.where(mask_BxTxS[:, None, None], s, NEG_INF)
   w = jax.nn.softmax(s, axis=-1).astype(dt)
-  o = jnp.einsum("bkgts,bske->btkge", w, v).reshape(b, t, h, e)
-  out = jnp.einsum("bthe,hed->btd", o, p["wo"].astype(dt))
-  return out, cache
+  # Batch axes (b, k) lead the output as XLA's dot emits it; moving t first after the
+  # dot is far cheaper than a dot that writes the permuted layout.
+  o = jnp.einsum("bkgts,bkse->bkgte", w, v).transpose(0, 3, 1, 2, 4).reshape(b, t, h * e)
+  return _out_proj(o, p["wo"].astype(dt)), cache
+
+
+def _out_proj(o_BxTxF: Array, wo_HxExD: Array) -> Array:
+  """Output projection with heads merged (F = H*E): one plain matmul, no weight copy."""
+  h, e, d = wo_HxExD.shape
+  return jnp.einsum("btf,fd->btd", o_BxTxF, wo_HxExD.reshape(h * e, d))
 
 
 def mla_softmax_scale(cfg: Any) -> float:
@@ -198,8 +209,8 @@ def mla_attention(p: Params, x_BxTxD: Array, cos: Array, sin: Array, mask_BxTxS:
   else:
     v = jnp.einsum("bsr,rhe->bshe", ckv, wv_b)
     o = jnp.einsum("bhts,bshe->bthe", w, v)
-  out = jnp.einsum("bthe,hed->btd", o, p["wo"].astype(dt))
-  return out, cache
+  b, t, h, e = o.shape
+  return _out_proj(o.reshape(b, t, h * e), p["wo"].astype(dt)), cache
 
 
 def swiglu(p: Params, x: Array) -> Array:

@@ -4,7 +4,9 @@ Parameters are a plain nested dict. Layers are stacked per kind and run with
 `lax.scan`: `dense_layers` (every layer of a dense model, or the first
 `first_k_dense_replace` of an MoE model) and `moe_layers` (the rest); each leaf has a
 leading layer axis. `param_specs(config)` gives every leaf's shape and logical axes, so
-shardings are known before anything is allocated.
+shardings are known before anything is allocated. `unstack_layers` splits a stack into a
+tuple of per-layer trees (params or cache), which `apply` runs as an unrolled loop: the
+sampler's decode steps then slice no weights or cache per step.
 
 Shape letters: B batch, T length, S cache slots, D width, V vocab, L layers.
 """
@@ -155,8 +157,9 @@ def cache_specs(config: Any, batch: int, max_len: int) -> Params:
     if not L:
       continue
     if config.attention == "gqa":
-      kv = (L, batch, max_len, config.n_kv_heads, config.head_dim)
-      ax = ("layers", "batch", "length", "kv_heads", "head_dim")
+      # Heads before slots: the attention dots read the cache without a transpose.
+      kv = (L, batch, config.n_kv_heads, max_len, config.head_dim)
+      ax = ("layers", "batch", "kv_heads", "length", "head_dim")
       out[name] = {"k": ParamSpec(kv, ax, "zeros"), "v": ParamSpec(kv, ax, "zeros")}
     else:
       m = config.mla
@@ -178,6 +181,29 @@ def init_cache(config: Any, batch: int, max_len: int) -> Params:
 
 def cache_axes(config: Any, batch: int, max_len: int) -> Params:
   return jax.tree.map(lambda s: s.axes, cache_specs(config, batch, max_len), is_leaf=_is_spec)
+
+
+STACKS = ("dense_layers", "moe_layers")
+
+
+def unstack_layers(tree: Params) -> Params:
+  """Params or cache with each layer stack split into a tuple of per-layer trees."""
+  out = dict(tree)
+  for name in STACKS:
+    if name in tree and not isinstance(tree[name], tuple):
+      n = jax.tree.leaves(tree[name])[0].shape[0]
+      out[name] = tuple(jax.tree.map(lambda a, i=i: a[i], tree[name]) for i in range(n))
+  return out
+
+
+def _cache_len(cache: Params) -> int:
+  """Slots S of a cache whose layer stacks may be split (`unstack_layers`)."""
+  group = next(cache[n] for n in STACKS if n in cache)
+  stacked = not isinstance(group, tuple)
+  layer = group if stacked else group[0]
+  if "k" in layer:  # GQA [(L,) B, K, S, E]
+    return layer["k"].shape[2 + stacked]
+  return layer["ckv"].shape[1 + stacked]  # MLA [(L,) B, S, R]
 
 
 # ---------------------------------------------------------------------------------------
@@ -230,6 +256,14 @@ def _run_stack(c: Any, x: Array, stack: Params, cache: Params | None, is_moe: bo
 
   if c.remat:
     body = jax.checkpoint(body, prevent_cse=False)
+  if isinstance(stack, tuple):  # unstacked layers (`unstack_layers`): an unrolled loop
+    caches, loads, bals = [], [], []
+    for i, lp in enumerate(stack):
+      x, (lc, ld, bl) = body(x, (lp, None if cache is None else cache[i]))
+      caches.append(lc)
+      loads.append(ld)
+      bals.append(bl)
+    return x, None if cache is None else tuple(caches), jnp.stack(loads), sum(bals)
   x, (cache, load, bal) = jax.lax.scan(body, x, (stack, cache))
   return x, cache, load, bal.sum()
 
@@ -244,7 +278,8 @@ def apply(params: Params, tokens: Array, config: Any, *, positions: Array | None
   tokens are written at slots cache_index..cache_index+T-1 and attend to every earlier
   valid slot; `key_mask` [B, S] marks valid key slots (S = T without a cache, else the
   cache length), e.g. to hide left padding. `token_mask` [B, T] marks real tokens for
-  the MoE load statistics and balance loss.
+  the MoE load statistics and balance loss. Params and cache may have their layer stacks
+  split by `unstack_layers` (both or neither).
   """
   c = config
   b, t = tokens.shape
@@ -256,7 +291,7 @@ def apply(params: Params, tokens: Array, config: Any, *, positions: Array | None
   rope_dim = c.head_dim if c.attention == "gqa" else c.mla.qk_rope_head_dim
   cos, sin = layers.rope_cos_sin(c.rope, rope_dim, positions)
   cache_index = jnp.asarray(cache_index, jnp.int32)
-  s_len = t if cache is None else jax.tree.leaves(cache)[0].shape[2]
+  s_len = t if cache is None else _cache_len(cache)
   mask = layers.attention_mask(t, s_len, cache_index, key_mask)
   mask = jnp.broadcast_to(mask, (b, t, s_len))
   new_cache: Params | None = None if cache is None else {}
@@ -275,10 +310,15 @@ def apply(params: Params, tokens: Array, config: Any, *, positions: Array | None
   x = layers.rms_norm(x, params["final_norm"], c.norm_eps)
   if return_hidden:
     return x, new_cache, Aux(load, bal)
-  head = params["embed"].T if c.tie_embeddings else params["lm_head"]
-  logits = jnp.einsum("btd,dv->btv", x, head.astype(dt), preferred_element_type=jnp.float32)
-  logits = sharding.constrain(logits, ("batch", "length", "vocab"))
-  return logits, new_cache, Aux(load, bal)
+  return logits_from_hidden(params, x, c), new_cache, Aux(load, bal)
+
+
+def logits_from_hidden(params: Params, x_BxTxD: Array, config: Any) -> Array:
+  """Float32 logits [B, T, V] from the final-normed hidden states (`return_hidden`)."""
+  head = params["embed"].T if config.tie_embeddings else params["lm_head"]
+  logits = jnp.einsum("btd,dv->btv", x_BxTxD, head.astype(x_BxTxD.dtype),
+                      preferred_element_type=jnp.float32)
+  return sharding.constrain(logits, ("batch", "length", "vocab"))
 
 
 def forward(params: Params, tokens: Array, config: Any) -> Array:
