@@ -3,11 +3,17 @@ r"""R1-Zero in miniature on a laptop CPU: tokenizer, base pretraining, GRPO, eva
 Command:
   python -m r1jax.main --config=experiments/r1_zero_tiny.py --workdir=/tmp/r1_zero_tiny
   (`:smoke` runs the same pipeline for seconds; the tests use it.)
-Hardware: 2 CPU cores. Runtime: under 10 minutes end to end.
-Expected: held-out pass@1 (k samples, T=0.6, top-p 0.95) rises from the base to the final
+Hardware: 2 CPU cores. Runtime: about 13 minutes on a shared 2-core machine (pretraining
+~6 min, GRPO ~5 min, evaluations ~1 min); less when the machine is idle.
+Goal: held-out pass@1 (k samples, T=0.6, top-p 0.95) rises from the base to the final
 policy and the mean response length grows as the policy learns to think (worked
 solutions) instead of answering directly: DIR/eval.json, DIR/accuracy.png,
 DIR/response_length.png (analogues of the paper's Figures 2 and 3).
+Measured (seed 0, this config): base pass@1 0.402, cons@8 0.470, 15.7 tokens; final
+pass@1 0.504, cons@8 0.515, 9.0 tokens. Accuracy rises by 10 points but the policy
+shortens its answers: at rollout temperature 1.0 this base's worked solutions are less
+reliable than its direct answers, so GRPO selects direct answers. Not yet the paper's
+picture; see the R1-Zero issue note for what to try next.
 """
 
 from r1jax import configs
@@ -21,9 +27,9 @@ def get_config(arg=None):
   c.task = configs.ConfigDict()
   c.task.name = "digit_sum"  # 'digit_sum' (d1+...+dn) or 'addition' (a+b).
   c.task.digits = 3  # addition: operands have 1..digits digits.
-  c.task.min_terms = 4  # digit_sum: fewest single-digit terms.
-  c.task.max_terms = 6  # digit_sum: most single-digit terms.
-  c.task.worked_fraction = 0.3  # Share of worked (step-by-step) solutions in the corpus.
+  c.task.min_terms = 6  # digit_sum: fewest single-digit terms.
+  c.task.max_terms = 10  # digit_sum: most single-digit terms.
+  c.task.worked_fraction = 0.4  # Share of worked (step-by-step) solutions in the corpus.
 
   c.tokenizer = configs.ConfigDict()
   c.tokenizer.vocab_size = 64  # Sentencepiece pieces (the template prefix is one piece).
@@ -38,7 +44,7 @@ def get_config(arg=None):
   c.pretrain = configs.ConfigDict()
   c.pretrain.steps = 600  # Optimiser steps of base-model pretraining.
   c.pretrain.batch_size = 64  # Sequences per step.
-  c.pretrain.seq_len = 64  # Tokens per sequence (prompt + completion, padded).
+  c.pretrain.seq_len = 80  # Tokens per sequence (prompt + completion, padded).
   c.pretrain.checkpoint_every = 200  # Steps between (async) checkpoints.
   c.pretrain.optimizer = configs.optimizer_config(learning_rate=3e-3, warmup_steps=30,
                                                   decay_steps=570)
@@ -48,7 +54,7 @@ def get_config(arg=None):
   c.rl.batch_prompts = 16  # Prompts per step (B).
   c.rl.group_size = 16  # Completions per prompt (G; paper: 16).
   c.rl.temperature = 1.0  # Rollout temperature (paper: 1.0).
-  c.rl.max_new_tokens = 48  # Completion cap for rollouts.
+  c.rl.max_new_tokens = 56  # Completion cap for rollouts.
   c.rl.num_iterations = 1  # Updates per batch with pi_old fixed (mu).
   c.rl.epsilon = 0.2  # Clip range (paper: 0.2).
   c.rl.epsilon_high = 0.0  # Clip-higher upper range (DAPO); 0 = same as epsilon.
@@ -62,14 +68,14 @@ def get_config(arg=None):
   c.rl.checkpoint_every = 10  # Steps between (async) checkpoints.
   c.rl.max_to_keep = 2  # Checkpoints kept.
   c.rl.eval_every = 10  # Steps between held-out evaluations (the accuracy/length curves).
-  c.rl.optimizer = configs.optimizer_config(learning_rate=1e-3, warmup_steps=3)
+  c.rl.optimizer = configs.optimizer_config(learning_rate=2e-4, warmup_steps=3)
 
   c.eval = configs.ConfigDict()
   c.eval.num_problems = 200  # Held-out problems for the base/final evaluation.
   c.eval.k = 8  # Samples per problem (pass@1 averages them; cons@k votes).
   c.eval.temperature = 0.6  # Paper's evaluation temperature.
   c.eval.top_p = 0.95  # Paper's evaluation top-p.
-  c.eval.max_new_tokens = 48  # Generation cap.
+  c.eval.max_new_tokens = 56  # Generation cap.
   c.eval.curve_problems = 64  # Problems for the periodic eval behind the plots.
   c.eval.curve_k = 4  # Samples per problem for the periodic eval.
   c.eval.batch_rows = 512  # Sequences per sampler call.

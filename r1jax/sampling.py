@@ -110,7 +110,8 @@ def _categorical(rng: Array, logits_BxV: Array) -> Array:
   ok = (tok_B < v) & (jnp.take_along_axis(p_BxV, jnp.minimum(tok_B, v - 1)[:, None],
                                           axis=-1)[:, 0] > 0)
   argmax_B = jnp.min(jnp.where(logits_BxV == max_B1, jnp.arange(v), v), axis=-1)
-  return jnp.where(ok, tok_B, argmax_B)
+  # A row without finite logits (a diverged model) still yields a valid id (v - 1).
+  return jnp.minimum(jnp.where(ok, tok_B, argmax_B), v - 1)
 
 
 def _choose(logits_BxV: Array, rng: Array, temperature: Array, top_p: Array, top_k: Array

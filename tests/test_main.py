@@ -32,9 +32,28 @@ def test_cli_smoke_run_and_skip(tmp_path):
   assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(wd, "pretrain_base")))
   summary = json.load(open(os.path.join(wd, "summary.json")))
   assert summary["pretrain_base"]["final_loss"] == pytest.approx(rows[-1]["train/loss"])
+  # R1-Zero ran: per-step RL metrics, eval before/after with the paper's protocol, plots.
+  rl_rows = [json.loads(l) for l in open(os.path.join(wd, "r1_zero", "metrics.jsonl"))]
+  assert [r["step"] for r in rl_rows] == [0, 1, 2]
+  for key in ("reward/accuracy_mean", "reward/format_mean", "rl/kl", "rl/entropy",
+              "completion/length_mean", "completion/truncated_fraction",
+              "reward/zero_spread_groups", "grads/all/norm", "eval/pass@1",
+              "time/sampled_tokens_per_s", "train/learning_rate"):
+    assert key in rl_rows[-1], key
+  ev = json.load(open(os.path.join(wd, "eval.json")))
+  for stage in ("base", "final"):
+    for key in ("pass@1", "cons@k", "k", "format_rate", "mean_response_tokens", "num_problems"):
+      assert key in ev[stage], (stage, key)
+    assert ev[stage]["k"] == 2 and ev[stage]["num_problems"] == 4
+    assert 0 <= ev[stage]["pass@1"] <= 1
+  for png in ("accuracy.png", "response_length.png"):
+    with open(os.path.join(wd, png), "rb") as f:
+      assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+  assert "held-out" in out.stdout and "final" in out.stdout
   # The same command again finds the finished stages and skips them.
   again = _run(wd, "--config.pretrain.steps=4", "--config.pretrain.checkpoint_every=2")
   assert "tokenizer: found" in again.stdout and "pretrain_base: finished" in again.stdout
+  assert "r1_zero: finished" in again.stdout
   assert len(open(os.path.join(wd, "pretrain_base", "metrics.jsonl")).readlines()) == 4
 
 

@@ -154,3 +154,10 @@ def test_bad_arguments(setup):
     sampling.generate(params, cfg, [[1] * 60], rng=jax.random.key(0), max_new_tokens=10)
   with pytest.raises(ValueError, match="top_p"):
     sampling.generate(params, cfg, [[1]], rng=jax.random.key(0), max_new_tokens=2, top_p=0)
+
+
+def test_non_finite_logits_still_give_valid_ids():
+  logits = jnp.full((3, 10), jnp.nan).at[1].set(jnp.inf).at[2].set(0.0)
+  tok, _ = sampling._choose(logits, jax.random.key(0), jnp.float32(1.0), jnp.float32(1.0),
+                            jnp.int32(0))
+  assert np.all((np.asarray(tok) >= 0) & (np.asarray(tok) < 10))

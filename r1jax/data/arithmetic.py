@@ -2,7 +2,7 @@
 
 `Problem` (a + b): the worked solution adds column by column from the least significant
 digit, each step `a+b+carry=sum`. `SumProblem` (d1 + d2 + ... + dn, single digits): the
-worked solution keeps a running total, each step `total+d=new`, so every step is one
+worked solution keeps a running total, each step `+d=new`, so every step is one
 small addition whose operands sit right before it; the answer is the last total.
 
 Solutions come in two styles. `direct`: the answer alone. `worked`: the steps inside
@@ -93,11 +93,12 @@ def sample_sum_problems(seed: int, n: int, min_terms: int, max_terms: int, *, sp
 
 def worked_steps(p: Problem | SumProblem) -> str:
   """Column addition from the right ('7+5=12,4+8+1=13' for 47 + 85), or running totals
-  ('3+5=8,8+2=10' for 3 + 5 + 2)."""
+  ('3+5=8,+2=10,+7=17' for 3 + 5 + 2 + 7: each step adds the next term to the total)."""
   if isinstance(p, SumProblem):
-    total, steps = p.terms[0], []
-    for d in p.terms[1:]:
-      steps.append(f"{total}+{d}={total + d}")
+    total = p.terms[0] + p.terms[1]
+    steps = [f"{p.terms[0]}+{p.terms[1]}={total}"]
+    for d in p.terms[2:]:
+      steps.append(f"+{d}={total + d}")
       total += d
     return ",".join(steps)
   xs, ys = str(p.a)[::-1], str(p.b)[::-1]
