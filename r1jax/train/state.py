@@ -167,6 +167,14 @@ def make_train_step(loss_fn: LossFn, model_cfg: Any, tx: optax.GradientTransform
     with sharding.use_mesh(mesh, rules):
       return cache[key](state, batch)
 
+  def lower(state: Any, batch: Any) -> Any:
+    """AOT lowering on (abstract) state and batch, e.g. jax.ShapeDtypeStruct leaves."""
+    in_batch = {k: batch_spec(v) for k, v in batch.items()}
+    with sharding.use_mesh(mesh, rules):
+      return jax.jit(step, in_shardings=(shardings, in_batch), out_shardings=(shardings, None),
+                     donate_argnums=(0,)).lower(state, batch)
+
+  run.lower = lower  # type: ignore[attr-defined]
   return run
 
 
