@@ -1,16 +1,19 @@
-"""Tunix peer for benchmarks/sampler.py (runs in its own venv, .venv-tunix).
+"""Tunix peer for benchmarks/sampler.py (a worker process in its own venv, .venv-tunix).
 
-Reads one JSON request on stdin (shape, prompts, batches, modes, repeats; see
-sampler.py) and prints one JSON line: per (batch, mode) the first-call seconds and
-the seconds of each timed call of `tunix.generate.sampler.Sampler`, on Tunix's own
-Qwen2 model (`tunix.models.qwen2.model.Qwen2`) with random weights of the requested
-shape. The sampler takes strings, so a stand-in tokenizer maps "12 7 99" to token ids
-and back; EOS is a token that never occurs (-1), so every row gets exactly the
-requested number of new tokens. Sampling: temperature 1, top_p=1 and no top_k (Tunix
+Protocol (one JSON object per line): the first line on stdin sets up (shape, prompts,
+new_tokens, prompt_len, seed); the worker answers {"ready": true, "versions": ...}. Each
+further line {"batch": B, "mode": "sample"|"greedy", "seed": S} runs one whole call of
+`tunix.generate.sampler.Sampler` on the first B prompts and answers {"s": seconds}.
+
+The model is Tunix's own Qwen2 (`tunix.models.qwen2.model.Qwen2`) with random weights of
+the requested shape. The sampler takes strings, so a stand-in tokenizer maps "12 7 99"
+to token ids and back; EOS is an id that never occurs (-1), so every row gets exactly
+the requested number of new tokens. Sampling: temperature 1, top_p=1 and no top_k (Tunix
 then samples from the full vocabulary); greedy: Tunix's default mode. Logprobs are
-requested (our sampler always returns them).
+requested, as our sampler always returns them.
 """
 
+import importlib.metadata
 import json
 import logging
 import sys
@@ -19,10 +22,7 @@ import warnings
 
 import flax
 import jax
-import jax.numpy as jnp
 from flax import nnx
-
-import tunix
 from tunix.generate import sampler as sampler_lib
 from tunix.models.qwen2 import model as qwen2
 
@@ -49,7 +49,7 @@ class IdTokenizer:
 def main() -> None:
   warnings.filterwarnings("ignore")
   logging.disable(logging.WARNING)
-  req = json.loads(sys.stdin.read())
+  req = json.loads(sys.stdin.readline())
   s = req["shape"]
   cfg = qwen2.ModelConfig(
       num_layers=s["n_layers"], vocab_size=s["vocab_size"], embed_dim=s["d_model"],
@@ -69,29 +69,20 @@ def main() -> None:
       transformer=model, tokenizer=IdTokenizer(),
       cache_config=sampler_lib.CacheConfig(cache_size=plen + new, num_layers=s["n_layers"],
                                            num_kv_heads=s["n_kv_heads"], head_dim=s["head_dim"]))
-  results = []
-  for b in req["batches"]:
-    texts = [" ".join(map(str, p)) for p in req["prompts"][:b]]
-    for mode in req["modes"]:
-      kw = dict(temperature=1.0, top_p=1.0, top_k=None) if mode == "sample" else {}
-
-      def call(seed: int) -> float:
-        t0 = time.perf_counter()
-        out = sampler(texts, max_generation_steps=new, max_prompt_length=plen, echo=False,
-                      return_logprobs=True, eos_tokens=[-1], seed=seed, **kw)
-        dt = time.perf_counter() - t0
-        assert all(len(t) == new for t in out.tokens), [len(t) for t in out.tokens]
-        return dt
-
-      first = call(0)
-      times = [call(i + 1) for i in range(req["repeats"])]
-      results.append({"batch": b, "mode": mode, "first_s": first, "times_s": times})
-      print(f"tunix b={b} {mode}: first {first:.3f}s best {min(times):.3f}s", file=sys.stderr,
-            flush=True)
-  import importlib.metadata as md
-  print(json.dumps({"engine": "tunix", "versions": {
-      "google-tunix": md.version("google-tunix"), "jax": jax.__version__,
-      "flax": flax.__version__}, "results": results}))
+  texts = [" ".join(map(str, p)) for p in req["prompts"]]
+  print(json.dumps({"ready": True, "versions": {
+      "google-tunix": importlib.metadata.version("google-tunix"), "jax": jax.__version__,
+      "flax": flax.__version__}}), flush=True)
+  for line in sys.stdin:
+    r = json.loads(line)
+    b = r["batch"]
+    kw = dict(temperature=1.0, top_p=1.0, top_k=None) if r["mode"] == "sample" else {}
+    t0 = time.perf_counter()
+    out = sampler(texts[:b], max_generation_steps=new, max_prompt_length=plen, echo=False,
+                  return_logprobs=True, eos_tokens=[-1], seed=r["seed"], **kw)
+    dt = time.perf_counter() - t0
+    assert all(len(t) == new for t in out.tokens), [len(t) for t in out.tokens]
+    print(json.dumps({"s": dt}), flush=True)
 
 
 if __name__ == "__main__":
