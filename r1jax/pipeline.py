@@ -117,17 +117,11 @@ def run_pretrain(config: Any, workdir: str, tok: tokenizer_lib.Tokenizer,
                                                   jax.random.key(config.seed))
   ckpt = ckpt_lib.Checkpointer(os.path.join(d, "checkpoints"), max_to_keep=2)
   writer = metrics_lib.MetricWriter(d)
-  start = 0
-  if ckpt.latest_step() is not None:
-    state, meta = ckpt.restore(state, shardings)
-    start = int(meta["step"])
-    if meta.get("done"):
-      log("pretrain_base: finished checkpoint in %s, skipping.", d)
-      ckpt.close()
-      writer.close()
-      return state.params
-    log("pretrain_base: resuming from step %d.", start)
-    writer.truncate_after(start)
+  state, start, done = ckpt_lib.resume(ckpt, state, shardings, writer, "pretrain_base", log)
+  if done:
+    ckpt.close()
+    writer.close()
+    return state.params
   step_fn = state_lib.make_train_step(state_lib.lm_loss(mc), mc, tx, shardings, mesh,
                                       config.mesh.rules,
                                       state_lib.learning_rate_schedule(pc.optimizer))

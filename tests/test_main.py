@@ -66,4 +66,4 @@ def test_cli_misspelt_override_lists_valid_keys(tmp_path):
 def test_cli_invalid_combination_fails_before_compiling(tmp_path):
   out = _run(str(tmp_path / "bad2"), "--config.model.moe.num_experts_per_tok=9", check=False)
   assert out.returncode != 0
-  assert "num_experts_per_tok=9 must be in [1, n_routed_experts=8]" in out.stderr
+  assert "num_experts_per_tok=9 must be in [1, n_routed_experts=4]" in out.stderr

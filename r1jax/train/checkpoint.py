@@ -9,7 +9,7 @@ place every array directly with the shardings of the target state.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import orbax.checkpoint as ocp
@@ -67,3 +67,21 @@ class Checkpointer:
   def close(self) -> None:
     self.manager.wait_until_finished()
     self.manager.close()
+
+
+def resume(ckpt: Checkpointer, state: Any, shardings: Any, writer: Any, stage: str,
+           log: Callable[[str], None]) -> tuple[Any, int, bool]:
+  """(state, start step, finished) from the latest checkpoint, or (state, 0, False).
+
+  A resumed run drops metric rows logged after the checkpoint (they are re-logged).
+  """
+  if ckpt.latest_step() is None:
+    return state, 0, False
+  state, meta = ckpt.restore(state, shardings)
+  start = int(meta["step"])
+  if meta.get("done"):
+    log(f"{stage}: finished checkpoint in {os.path.dirname(ckpt.directory)}, skipping.")
+    return state, start, True
+  log(f"{stage}: resuming from step {start}.")
+  writer.truncate_after(start)
+  return state, start, False

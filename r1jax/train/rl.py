@@ -199,16 +199,10 @@ def run_grpo(config: Any, workdir: str, tok: Any, init_params: Any, mesh: Any,
   ref_params = jax.tree.map(jnp.copy, state.params)
   ckpt = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"), max_to_keep=r.max_to_keep)
   writer = metrics_lib.MetricWriter(workdir)
-  start = 0
-  if ckpt.latest_step() is not None:
-    state, meta = ckpt.restore(state, shardings)
-    start = int(meta["step"])
-    if meta.get("done"):
-      log(f"r1_zero: finished checkpoint in {workdir}, skipping.")
-      ckpt.close(), writer.close(), trainer.close()
-      return state.params
-    log(f"r1_zero: resuming from step {start}.")
-    writer.truncate_after(start)
+  state, start, done = ckpt_lib.resume(ckpt, state, shardings, writer, "r1_zero", log)
+  if done:
+    ckpt.close(), writer.close(), trainer.close()
+    return state.params
   step_fn = state_lib.make_train_step(grpo_loss_fn(mc, r), mc, trainer.tx, shardings, mesh,
                                       config.mesh.rules, trainer.lr)
   if start == 0 and eval_fn is not None:
