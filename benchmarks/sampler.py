@@ -165,7 +165,9 @@ class Ours:
   """`sampling.generate` in this process (EOS off: exactly NEW_TOKENS per row)."""
 
   def __init__(self, cfg: Any, params: Any, prompts: np.ndarray):
-    self.cfg, self.params, self.prompts = cfg, params, prompts
+    # Frozen once, as the RL loop does (generate would convert a ConfigDict at every call).
+    self.cfg = ml_collections.FrozenConfigDict(cfg)
+    self.params, self.prompts = params, prompts
 
   def applies(self, batch: int, mode: str) -> bool:
     return True

@@ -230,9 +230,10 @@ def generate(params: Any, config: Any, prompts: Sequence[Sequence[int]], *, rng:
   for i in range(len(prompts), rows):  # filler rows: a copy of row 0, dropped below
     arr[i], lens[i] = arr[0], lens[0]
   stops = sorted({*stop_ids, *([eos_id] if eos_id is not None else [])}) or [-1]
-  args = (jnp.asarray(arr), jnp.asarray(lens))
-  scalars = (jnp.int32(max_new_tokens), jnp.float32(temperature), jnp.float32(top_p),
-             jnp.int32(top_k), jnp.asarray(stops, jnp.int32))
+  # Host (numpy) values: the jitted call transfers them with its own dispatch.
+  args = (arr, lens)
+  scalars = (np.int32(max_new_tokens), np.float32(temperature), np.float32(top_p),
+             np.int32(top_k), np.asarray(stops, np.int32))
   if mesh is not None:
     args = tuple(jax.device_put(a, sharding.batch_sharding(mesh, rules, a.ndim, a.shape))
                  for a in args)
