@@ -25,11 +25,13 @@ def get_config(arg=None):
   c.stages = ("tokenizer", "pretrain_base", "r1_zero")  # Run in order (r1jax.pipeline).
 
   c.task = configs.ConfigDict()
-  c.task.name = "digit_sum"  # 'digit_sum' (d1+...+dn) or 'addition' (a+b).
+  # 'last_digit' (last digit of a sum of distinct digits), 'digit_sum' (d1+...+dn) or
+  # 'addition' (a+b); see r1jax/data/arithmetic.py.
+  c.task.name = "last_digit"
   c.task.digits = 3  # addition: operands have 1..digits digits.
-  c.task.min_terms = 6  # digit_sum: fewest single-digit terms.
-  c.task.max_terms = 10  # digit_sum: most single-digit terms.
-  c.task.worked_fraction = 0.4  # Share of worked (step-by-step) solutions in the corpus.
+  c.task.min_terms = 4  # last_digit/digit_sum: fewest single-digit terms.
+  c.task.max_terms = 7  # last_digit/digit_sum: most single-digit terms.
+  c.task.worked_fraction = 0.5  # Share of worked (step-by-step) solutions in the corpus.
 
   c.tokenizer = configs.ConfigDict()
   c.tokenizer.vocab_size = 64  # Sentencepiece pieces (the template prefix is one piece).
@@ -42,19 +44,19 @@ def get_config(arg=None):
   c.mesh = configs.mesh_config()
 
   c.pretrain = configs.ConfigDict()
-  c.pretrain.steps = 600  # Optimiser steps of base-model pretraining.
+  c.pretrain.steps = 500  # Optimiser steps of base-model pretraining.
   c.pretrain.batch_size = 64  # Sequences per step.
-  c.pretrain.seq_len = 80  # Tokens per sequence (prompt + completion, padded).
-  c.pretrain.checkpoint_every = 200  # Steps between (async) checkpoints.
+  c.pretrain.seq_len = 64  # Tokens per sequence (prompt + completion, padded).
+  c.pretrain.checkpoint_every = 100  # Steps between (async) checkpoints.
   c.pretrain.optimizer = configs.optimizer_config(learning_rate=3e-3, warmup_steps=30,
-                                                  decay_steps=570)
+                                                  decay_steps=470)
 
   c.rl = configs.ConfigDict()
   c.rl.steps = 40  # GRPO steps (each: rollouts, rewards, num_iterations updates).
   c.rl.batch_prompts = 16  # Prompts per step (B).
   c.rl.group_size = 16  # Completions per prompt (G; paper: 16).
   c.rl.temperature = 1.0  # Rollout temperature (paper: 1.0).
-  c.rl.max_new_tokens = 56  # Completion cap for rollouts.
+  c.rl.max_new_tokens = 40  # Completion cap for rollouts.
   c.rl.num_iterations = 1  # Updates per batch with pi_old fixed (mu).
   c.rl.epsilon = 0.2  # Clip range (paper: 0.2).
   c.rl.epsilon_high = 0.0  # Clip-higher upper range (DAPO); 0 = same as epsilon.
@@ -75,7 +77,7 @@ def get_config(arg=None):
   c.eval.k = 8  # Samples per problem (pass@1 averages them; cons@k votes).
   c.eval.temperature = 0.6  # Paper's evaluation temperature.
   c.eval.top_p = 0.95  # Paper's evaluation top-p.
-  c.eval.max_new_tokens = 56  # Generation cap.
+  c.eval.max_new_tokens = 40  # Generation cap.
   c.eval.curve_problems = 64  # Problems for the periodic eval behind the plots.
   c.eval.curve_k = 4  # Samples per problem for the periodic eval.
   c.eval.batch_rows = 512  # Sequences per sampler call.

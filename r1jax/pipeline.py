@@ -42,17 +42,13 @@ def _stage_dir(workdir: str, name: str) -> str:
   return d
 
 
-TASKS = ("addition", "digit_sum")
-
-
 def sample_task(config: Any, seed: int, n: int, split: str) -> list[Any]:
   """Problems of the configured task (config.task.name) from one split."""
   t = config.task
-  if t.name == "addition":
-    return arithmetic.sample_problems(seed, n, t.digits, split=split)
-  if t.name == "digit_sum":
-    return arithmetic.sample_sum_problems(seed, n, t.min_terms, t.max_terms, split=split)
-  raise configs.ConfigError(f"task.name={t.name!r}; allowed: {TASKS}.")
+  if t.name not in arithmetic.TASKS:
+    raise configs.ConfigError(f"task.name={t.name!r}; allowed: {arithmetic.TASKS}.")
+  return arithmetic.sample_task(t.name, seed, n, split=split, digits=t.digits,
+                                min_terms=t.min_terms, max_terms=t.max_terms)
 
 
 def task_example(p: Any, style: str) -> tuple[str, str]:
@@ -152,9 +148,16 @@ def _log_step(writer: metrics_lib.MetricWriter, step: int, m: dict, t0: float) -
                  row["train/token_accuracy"])
 
 
-def heldout_problems(config: Any) -> list[Any]:
-  """The evaluation problems (the hash split never used for training)."""
-  return sample_task(config, config.seed + 1000, config.eval.num_problems, "eval")
+def heldout_problems(config: Any, workdir: str) -> list[dict[str, str]]:
+  """The evaluation problems: the `test` split of the task's TFDS builder, prepared
+  once under DIR/data (a hash split never used for training)."""
+  from r1jax.data import builders
+
+  t = config.task
+  return list(builders.load_split(
+      "arithmetic", "test", data_dir=os.path.join(workdir, "data"), task=t.name,
+      digits=t.digits, min_terms=t.min_terms, max_terms=t.max_terms, num_train=1,
+      num_test=config.eval.num_problems, seed=config.seed + 1000))
 
 
 def rl_prompts_fn(config: Any) -> Callable[[int], tuple[list[str], list[dict]]]:
@@ -167,16 +170,16 @@ def rl_prompts_fn(config: Any) -> Callable[[int], tuple[list[str], list[dict]]]:
   return fn
 
 
-def run_eval(config: Any, params: Any, tok: Any, mesh: Any, *, k: int, num_problems: int
-             ) -> dict[str, Any]:
+def run_eval(config: Any, params: Any, tok: Any, mesh: Any, workdir: str, *, k: int,
+             num_problems: int) -> dict[str, Any]:
   """The paper's protocol on held-out problems (k samples, temperature, top-p)."""
   from r1jax.eval import evaluate as eval_lib
 
-  probs = heldout_problems(config)[:num_problems]
+  probs = heldout_problems(config, workdir)[:num_problems]
   e = config.eval
   return eval_lib.evaluate(params, config.model, tok,
-                           [templates.r1_zero_prompt(p.question) for p in probs],
-                           [p.answer for p in probs], k=k, temperature=e.temperature,
+                           [templates.r1_zero_prompt(p["question"]) for p in probs],
+                           [p["answer"] for p in probs], k=k, temperature=e.temperature,
                            top_p=e.top_p, max_new_tokens=e.max_new_tokens, seed=config.seed,
                            batch_rows=e.batch_rows, mesh=mesh, rules=config.mesh.rules)
 
@@ -187,7 +190,7 @@ def run_r1_zero(config: Any, workdir: str, tok: Any, base_params: Any, mesh: Any
 
   d = _stage_dir(workdir, "r1_zero")
   e = config.eval
-  eval_fn = lambda params, step: run_eval(config, params, tok, mesh, k=e.curve_k,
+  eval_fn = lambda params, step: run_eval(config, params, tok, mesh, workdir, k=e.curve_k,
                                           num_problems=e.curve_problems)
   return rl.run_grpo(config, d, tok, base_params, mesh, rl_prompts_fn(config), eval_fn, log=log)
 
@@ -259,12 +262,14 @@ def train_and_evaluate(config: Any, workdir: str) -> dict[str, Any]:
     results = json.load(open(eval_path)) if os.path.exists(eval_path) else {}
     if "base" not in results:
       log("eval: base model ...")
-      results["base"] = run_eval(config, params, tok, mesh, k=e.k, num_problems=e.num_problems)
+      results["base"] = run_eval(config, params, tok, mesh, workdir, k=e.k,
+                                 num_problems=e.num_problems)
       _write_json(eval_path, results)
     final = run_r1_zero(config, workdir, tok, params, mesh)
     if "final" not in results:
       log("eval: final model ...")
-      results["final"] = run_eval(config, final, tok, mesh, k=e.k, num_problems=e.num_problems)
+      results["final"] = run_eval(config, final, tok, mesh, workdir, k=e.k,
+                                  num_problems=e.num_problems)
       _write_json(eval_path, results)
     summary["eval"] = {s: {k: v for k, v in r.items() if k != "examples"}
                        for s, r in results.items()}

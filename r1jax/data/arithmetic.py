@@ -73,6 +73,45 @@ class SumProblem:
     return str(sum(self.terms))
 
 
+@dataclasses.dataclass(frozen=True)
+class LastDigitProblem(SumProblem):
+  """The last digit of a sum of distinct digits: hard at a glance, easy step by step.
+
+  The worked solution adds the terms in increasing order ('2:2,4:6,7:3' for the last
+  digit of 7 + 2 + 4: each step names the next larger term, then the last digit of the
+  total so far). Finding the next larger term is a lookup by content, which a small
+  transformer learns quickly; a direct answer needs the whole sum mod 10 at once.
+  """
+
+  @property
+  def question(self) -> str:
+    return "What is the last digit of " + "+".join(map(str, self.terms)) + "?"
+
+  @property
+  def answer(self) -> str:
+    return str(sum(self.terms) % 10)
+
+
+def sample_last_digit_problems(seed: int, n: int, min_terms: int, max_terms: int, *,
+                               split: str, eval_fraction: float = 0.1
+                               ) -> list[LastDigitProblem]:
+  """`n` problems of min_terms..max_terms distinct digits from one split. The split
+  hashes the set of digits, so no held-out set appears in training in any order."""
+  if split not in ("train", "eval"):
+    raise ValueError(f"split={split!r}; allowed: 'train', 'eval'.")
+  if not 2 <= min_terms <= max_terms <= 10:
+    raise ValueError(f"need 2 <= min_terms <= max_terms <= 10, got {min_terms}, {max_terms}.")
+  rng = np.random.default_rng(seed)
+  out: list[LastDigitProblem] = []
+  while len(out) < n:
+    k = int(rng.integers(min_terms, max_terms + 1))
+    terms = tuple(int(x) for x in rng.choice(10, size=k, replace=False))
+    h = int(hashlib.sha256(repr(sorted(terms)).encode()).hexdigest()[:8], 16)
+    if ((h % 10_000) < eval_fraction * 10_000) == (split == "eval"):
+      out.append(LastDigitProblem(terms))
+  return out
+
+
 def sample_sum_problems(seed: int, n: int, min_terms: int, max_terms: int, *, split: str,
                         eval_fraction: float = 0.1) -> list[SumProblem]:
   """`n` digit-sum problems of min_terms..max_terms single digits from one split."""
@@ -91,9 +130,32 @@ def sample_sum_problems(seed: int, n: int, min_terms: int, max_terms: int, *, sp
   return out
 
 
+TASKS = ("addition", "digit_sum", "last_digit")
+
+
+def sample_task(name: str, seed: int, n: int, *, split: str, digits: int = 3,
+                min_terms: int = 4, max_terms: int = 7, eval_fraction: float = 0.1
+                ) -> list[Problem | SumProblem]:
+  """`n` problems of the task `name` (one of TASKS) from the 'train' or 'eval' split."""
+  if name == "addition":
+    return sample_problems(seed, n, digits, split=split, eval_fraction=eval_fraction)
+  if name == "digit_sum":
+    return sample_sum_problems(seed, n, min_terms, max_terms, split=split,
+                               eval_fraction=eval_fraction)
+  if name == "last_digit":
+    return sample_last_digit_problems(seed, n, min_terms, max_terms, split=split,
+                                      eval_fraction=eval_fraction)
+  raise ValueError(f"task {name!r}; allowed: {TASKS}.")
+
+
 def worked_steps(p: Problem | SumProblem) -> str:
-  """Column addition from the right ('7+5=12,4+8+1=13' for 47 + 85), or running totals
-  ('3+5=8,+2=10,+7=17' for 3 + 5 + 2 + 7: each step adds the next term to the total)."""
+  """Column addition from the right ('7+5=12,4+8+1=13' for 47 + 85), running totals
+  ('3+5=8,+2=10,+7=17' for 3 + 5 + 2 + 7: each step adds the next term to the total), or
+  the terms in increasing order with the running last digit ('2:2,4:6,7:3' for the last
+  digit of 7 + 2 + 4)."""
+  if isinstance(p, LastDigitProblem):
+    terms = sorted(p.terms)
+    return ",".join(f"{d}:{t % 10}" for d, t in zip(terms, np.cumsum(terms)))
   if isinstance(p, SumProblem):
     total = p.terms[0] + p.terms[1]
     steps = [f"{p.terms[0]}+{p.terms[1]}={total}"]

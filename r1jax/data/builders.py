@@ -118,44 +118,60 @@ class ArithmeticConfig(tfds.core.BuilderConfig):
   """Settings of the arithmetic task; the default name encodes every one of them."""
 
   name: str = ""
-  digits: int = 3
+  task: str = "addition"  # One of arithmetic.TASKS.
+  digits: int = 3  # addition: operands of 1..digits digits.
+  min_terms: int = 4  # digit_sum / last_digit: fewest terms.
+  max_terms: int = 7  # digit_sum / last_digit: most terms.
   num_train: int = 10_000
   num_test: int = 500
   seed: int = 0
   eval_fraction: float = 0.1
 
   def __post_init__(self):
+    if self.task not in arithmetic.TASKS:
+      raise ValueError(f"task={self.task!r}; allowed: {arithmetic.TASKS}.")
     if self.digits < 1:
       raise ValueError(f"digits={self.digits}; must be >= 1.")
+    if self.task != "addition" and not 2 <= self.min_terms <= self.max_terms <= (
+        10 if self.task == "last_digit" else 10**6):
+      raise ValueError(f"min_terms={self.min_terms}, max_terms={self.max_terms}; need "
+                       "2 <= min_terms <= max_terms (<= 10 for last_digit: distinct digits).")
     if self.num_train < 0 or self.num_test < 0:
       raise ValueError(f"num_train={self.num_train}, num_test={self.num_test}; "
                        "must be >= 0.")
     if not 0.0 < self.eval_fraction < 1.0:
       # 0 would leave no test problems to draw (and 1 no train ones): sampling never ends.
       raise ValueError(f"eval_fraction={self.eval_fraction}; must be in (0, 1).")
+    if self.task == "addition":
+      shape, what = f"d{self.digits}", f"Addition of 1..{self.digits}-digit numbers"
+    else:
+      shape = f"{self.task}_t{self.min_terms}-{self.max_terms}"
+      what = f"{self.task} over {self.min_terms}..{self.max_terms} digits"
     if not self.name:
-      self.name = (f"d{self.digits}_train{self.num_train}_test{self.num_test}"
+      self.name = (f"{shape}_train{self.num_train}_test{self.num_test}"
                    f"_seed{self.seed}_evalfrac{_fmt_float(self.eval_fraction)}")
     if not self.description:
       self.description = (
-          f"Addition of 1..{self.digits}-digit numbers: {self.num_train} train and "
-          f"{self.num_test} test problems from seed {self.seed}; test problems come from "
-          f"a hash split holding {self.eval_fraction:g} of all problems.")
+          f"{what}: {self.num_train} train and {self.num_test} test problems from seed "
+          f"{self.seed}; test problems come from a hash split holding "
+          f"{self.eval_fraction:g} of all problems.")
 
 
 class ArithmeticTask(_Builder):
-  """Multi-digit addition, generated offline from a seed (`r1jax.data.arithmetic`).
+  """The synthetic tasks of `r1jax.data.arithmetic` (multi-digit addition, digit sums,
+  last digit of a sum of distinct digits), generated offline from a seed.
 
   Splits: `train` and `test`. Test problems come from the hash-defined eval set, so no
-  test problem (as an operand pair) appears in train. Within a split problems are
+  test problem (operand pair; set of digits for last_digit) appears in train. Within a split problems are
   drawn with replacement and may repeat. Features: `question`, `answer` and `worked`
-  (the column-by-column solution; TFDS has one feature set for all splits, so test
+  (the step-by-step solution; TFDS has one feature set for all splits, so test
   examples carry it too; evaluation uses `question` and `answer` only).
   """
 
   name = "r1jax_arithmetic"
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Initial release."}
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {"1.0.0": "Initial release.",
+                   "1.1.0": "Tasks digit_sum and last_digit (config `task`)."}
   CONFIG_CLASS = ArithmeticConfig
 
   def _info(self) -> tfds.core.DatasetInfo:
@@ -182,8 +198,9 @@ class ArithmeticTask(_Builder):
 
   def _generate_examples(self, split: str, n: int):
     c = self.builder_config
-    problems = arithmetic.sample_problems(
-        c.seed, n, c.digits, split=split, eval_fraction=c.eval_fraction)
+    problems = arithmetic.sample_task(
+        c.task, c.seed, n, split=split, digits=c.digits, min_terms=c.min_terms,
+        max_terms=c.max_terms, eval_fraction=c.eval_fraction)
     for i, p in enumerate(problems):
       yield i, {"question": p.question, "answer": p.answer,
                 "worked": arithmetic.worked_steps(p)}

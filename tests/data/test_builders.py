@@ -208,7 +208,29 @@ def test_arithmetic_deterministic_and_seeded(tmp_path):
                      "d3_train200_test50_seed8_evalfrac0p2"]
 
 
+def test_last_digit_task(tmp_path):
+  """The demo's task through TFDS: the same problems as r1jax.data.arithmetic, with the
+  held-out split disjoint from train as sets of digits."""
+  kw = dict(task="last_digit", min_terms=4, max_terms=6, num_train=300, num_test=40,
+            seed=3)
+  train = builders.load_split("arithmetic", "train", data_dir=tmp_path, **kw)
+  test = builders.load_split("arithmetic", "test", data_dir=tmp_path, **kw)
+  want = arithmetic.sample_last_digit_problems(3, 40, 4, 6, split="eval")
+  assert [e["question"] for e in test] == [p.question for p in want]
+  for e, p in zip(test, want):
+    assert e == {"question": p.question, "answer": p.answer,
+                 "worked": arithmetic.worked_steps(p)}
+  digits = lambda q: frozenset(q.split("of ")[1].rstrip("?").split("+"))
+  assert not {digits(e["question"]) for e in train} & {digits(e["question"]) for e in test}
+  names = [p.name for p in (tmp_path / "r1jax_arithmetic").iterdir()]
+  assert names == ["last_digit_t4-6_train300_test40_seed3_evalfrac0p1"]
+
+
 def test_arithmetic_config_validation():
+  with pytest.raises(ValueError, match="allowed"):
+    builders.ArithmeticConfig(task="division")
+  with pytest.raises(ValueError, match="<= 10 for last_digit"):
+    builders.ArithmeticConfig(task="last_digit", min_terms=4, max_terms=12)
   with pytest.raises(ValueError, match="eval_fraction"):
     builders.ArithmeticConfig(eval_fraction=0.0)
   with pytest.raises(ValueError, match="digits"):
