@@ -70,7 +70,7 @@ def get_config(arg=None):
   c.rl.checkpoint_every = 10  # Steps between (async) checkpoints.
   c.rl.max_to_keep = 2  # Checkpoints kept.
   c.rl.eval_every = 10  # Steps between held-out evaluations (the accuracy/length curves).
-  c.rl.optimizer = configs.optimizer_config(learning_rate=2e-4, warmup_steps=3)
+  c.rl.optimizer = configs.optimizer_config(learning_rate=5e-5, warmup_steps=3)
 
   c.eval = configs.ConfigDict()
   c.eval.num_problems = 200  # Held-out problems for the base/final evaluation.

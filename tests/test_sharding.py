@@ -102,3 +102,24 @@ def test_sharded_equals_unsharded(reference, capsys):
 def _initial_params():
   return jax.tree.map(np.asarray, model.init_params(
       _model_cfg(), jax.random.split(jax.random.key(0))[0]))
+
+
+def test_train_step_with_moe_settings_but_only_dense_layers():
+  """first_k_dense_replace >= n_layers leaves no MoE layer: no router bias to move and
+  no load metric (this used to fail reducing an empty load array)."""
+  cfg = configs.tiny_moe_config(n_layers=2, moe=dict(first_k_dense_replace=2))
+  mesh_cfg = configs.mesh_config(data=1)
+  mesh = sharding.make_mesh(mesh_cfg, devices=jax.devices()[:1])
+  opt = configs.optimizer_config(learning_rate=1e-2, warmup_steps=1)
+  tx = state_lib.make_optimizer(opt)
+  st, shard = state_lib.create_train_state(cfg, tx, mesh, mesh_cfg.rules, jax.random.key(0))
+  assert "moe_layers" not in st.params
+  step = state_lib.make_train_step(state_lib.lm_loss(cfg), cfg, tx, shard, mesh,
+                                   mesh_cfg.rules, state_lib.learning_rate_schedule(opt))
+  batch = _batch(cfg)
+  losses = []
+  for _ in range(3):  # the first step has learning rate 0 (warmup)
+    st, m = step(st, batch)
+    losses.append(float(m["train/loss"]))
+  assert "moe/load/max_over_mean" not in m
+  assert np.isfinite(losses[0]) and losses[2] < losses[0]
