@@ -46,7 +46,7 @@ def get_config(arg=None):
   c.pretrain = configs.ConfigDict()
   c.pretrain.steps = 500  # Optimiser steps of base-model pretraining.
   c.pretrain.batch_size = 64  # Sequences per step.
-  c.pretrain.seq_len = 64  # Tokens per sequence (prompt + completion, padded).
+  c.pretrain.seq_len = 72  # Tokens per sequence (prompt + completion, padded).
   c.pretrain.checkpoint_every = 100  # Steps between (async) checkpoints.
   c.pretrain.optimizer = configs.optimizer_config(learning_rate=3e-3, warmup_steps=30,
                                                   decay_steps=470)

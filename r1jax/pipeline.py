@@ -103,9 +103,36 @@ def lm_batch(config: Any, tok: tokenizer_lib.Tokenizer, step: int) -> dict[str, 
   return {"tokens": tokens, "loss_mask": mask}
 
 
+def check_lengths(config: Any, tok: tokenizer_lib.Tokenizer, n: int = 512) -> int:
+  """Longest prompt + worked completion (with BOS/EOS) over `n` sampled problems.
+
+  Raises ConfigError when pretraining rows (pretrain.seq_len + 1 tokens) would cut
+  examples; warns when the generation caps would cut worked solutions short.
+  """
+  longest, longest_completion = 0, 0
+  for prob in sample_task(config, config.seed + 99, n, "train"):
+    prompt, comp = task_example(prob, "worked")
+    c = len(tok.encode(comp, eos=True))
+    longest = max(longest, len(tok.encode(prompt, bos=True)) + c)
+    longest_completion = max(longest_completion, c)
+  if longest > config.pretrain.seq_len + 1:
+    raise configs.ConfigError(
+        f"pretrain.seq_len={config.pretrain.seq_len} would cut pretraining examples: the "
+        f"longest of {n} sampled prompts + worked solutions is {longest} tokens with BOS "
+        f"and EOS; set pretrain.seq_len >= {longest - 1}.")
+  for key in ("rl", "eval"):
+    cap = config[key].max_new_tokens
+    if cap < longest_completion:
+      logging.warning("%s.max_new_tokens=%d is shorter than the longest worked solution "
+                      "(%d tokens): such completions are truncated.", key, cap,
+                      longest_completion)
+  return longest
+
+
 def run_pretrain(config: Any, workdir: str, tok: tokenizer_lib.Tokenizer,
                  mesh: jax.sharding.Mesh) -> Any:
   """Pretrains the base model on the task corpus; returns its params (sharded)."""
+  check_lengths(config, tok)
   d = _stage_dir(workdir, "pretrain_base")
   mc, pc = config.model, config.pretrain
   tx = state_lib.make_optimizer(pc.optimizer)
@@ -148,16 +175,31 @@ def _log_step(writer: metrics_lib.MetricWriter, step: int, m: dict, t0: float) -
                  row["train/token_accuracy"])
 
 
+_HELDOUT: dict[tuple, list[dict[str, str]]] = {}
+
+
 def heldout_problems(config: Any, workdir: str) -> list[dict[str, str]]:
   """The evaluation problems: the `test` split of the task's TFDS builder, prepared
-  once under DIR/data (a hash split never used for training)."""
+  once under DIR/data (a hash split never used for training); cached in-process."""
   from r1jax.data import builders
 
   t = config.task
-  return list(builders.load_split(
-      "arithmetic", "test", data_dir=os.path.join(workdir, "data"), task=t.name,
-      digits=t.digits, min_terms=t.min_terms, max_terms=t.max_terms, num_train=1,
-      num_test=config.eval.num_problems, seed=config.seed + 1000))
+  kw = dict(task=t.name, digits=t.digits, min_terms=t.min_terms, max_terms=t.max_terms,
+            num_train=1, num_test=config.eval.num_problems, seed=config.seed + 1000)
+  key = (os.path.abspath(workdir), tuple(sorted(kw.items())))
+  if key not in _HELDOUT:
+    import tensorflow_datasets as tfds
+    tfds.disable_progress_bar()
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity(logging.ERROR)  # TFDS announces every custom config
+    try:
+      _HELDOUT[key] = list(builders.load_split(
+          "arithmetic", "test", data_dir=os.path.join(workdir, "data"), **kw))
+    finally:
+      logging.set_verbosity(verbosity)
+    log("data: %d held-out problems (TFDS r1jax_arithmetic, test split) in %s",
+        len(_HELDOUT[key]), os.path.join(workdir, "data"))
+  return _HELDOUT[key]
 
 
 def rl_prompts_fn(config: Any) -> Callable[[int], tuple[list[str], list[dict]]]:

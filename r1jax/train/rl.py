@@ -79,13 +79,20 @@ def completion_mask(prompt_width: int, lengths_N: Array, seq_len: int) -> Array:
 
 
 def grpo_loss_fn(model_cfg: Any, rl_cfg: Any) -> state_lib.LossFn:
-  """The GRPO loss for `state.make_train_step`; batch carries old/ref logprobs."""
+  """The GRPO loss for `state.make_train_step`; batch carries ref (and old) logprobs.
+
+  Without `old_logp` in the batch, pi_old is the policy being updated, held fixed:
+  stop_gradient(logp). That is exact for the first update on a batch (the parameters
+  have not moved since the rollouts), so with num_iterations=1 the pi_old forward pass
+  is skipped (as TRL's GRPOTrainer does).
+  """
   def loss_fn(params: Any, batch: dict[str, Array], rng: Array):
     del rng
     logp, entropy, aux = token_logprobs(params, model_cfg, batch)
     mask = batch["loss_mask"]
+    old_logp = batch.get("old_logp", jax.lax.stop_gradient(logp))
     loss, m = grpo.grpo_loss(
-        logp, batch["old_logp"], batch["ref_logp"], batch["advantages"], mask,
+        logp, old_logp, batch["ref_logp"], batch["advantages"], mask,
         epsilon=rl_cfg.epsilon, beta=rl_cfg.beta,
         epsilon_high=rl_cfg.epsilon_high if rl_cfg.epsilon_high > 0 else None,
         aggregation=rl_cfg.aggregation)
@@ -125,13 +132,13 @@ class GRPOTrainer:
     prompts, examples = self.prompts_fn(step)
     ids = [self.tok.encode(p, bos=True) for p in prompts]
     rows = [i for i in range(len(ids)) for _ in range(r.group_size)]
-    width = sampling.bucket(max(len(x) for x in ids))
+    width = sampling.length_bucket(max(len(x) for x in ids))
     arr = np.full((len(rows), width), self.tok.pad_id, np.int32)
     lens = np.zeros((len(rows),), np.int32)
     for j, i in enumerate(rows):
       arr[j, width - len(ids[i]):] = ids[i]
       lens[j] = len(ids[i])
-    gen = sampling.bucket(r.max_new_tokens)
+    gen = sampling.length_bucket(r.max_new_tokens)
     rng = jax.random.fold_in(jax.random.key(self.config.seed + 1), step)
     in_sh = sharding.batch_sharding(self.mesh, self.rules, 2, arr.shape)
     with sharding.use_mesh(self.mesh, self.rules):
@@ -158,7 +165,8 @@ class GRPOTrainer:
     batch = {k: jax.device_put(v, sharding.batch_sharding(self.mesh, self.rules, v.ndim,
                                                           v.shape)) for k, v in batch.items()}
     with sharding.use_mesh(self.mesh, self.rules):
-      batch["old_logp"] = self._logprob_fn(params, batch)
+      if self.rl.num_iterations > 1:  # else pi_old = stop_gradient(pi_theta), in the loss
+        batch["old_logp"] = self._logprob_fn(params, batch)
       batch["ref_logp"] = self._logprob_fn(ref_params, batch)
     return batch
 
