@@ -52,7 +52,7 @@ def get_config(arg=None):
                                                   decay_steps=470)
 
   c.rl = configs.ConfigDict()
-  c.rl.steps = 40  # GRPO steps (each: rollouts, rewards, num_iterations updates).
+  c.rl.steps = 60  # GRPO steps (each: rollouts, rewards, num_iterations updates).
   c.rl.batch_prompts = 16  # Prompts per step (B).
   c.rl.group_size = 16  # Completions per prompt (G; paper: 16).
   c.rl.temperature = 1.0  # Rollout temperature (paper: 1.0).

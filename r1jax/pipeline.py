@@ -271,8 +271,11 @@ STAGE_NAMES = ("tokenizer", "pretrain_base", "r1_zero")
 
 
 def _eval_row(r: dict[str, Any]) -> str:
+  fmt = lambda v: "  -  " if v is None else f"{v:.3f}"
   return (f"pass@1 {r['pass@1']:.3f}  cons@{r['k']} {r['cons@k']:.3f}  "
-          f"format {r['format_rate']:.3f}  tokens {r['mean_response_tokens']:.1f}")
+          f"format {r['format_rate']:.3f}  tokens {r['mean_response_tokens']:.1f}  "
+          f"thinks {r.get('think_rate', float('nan')):.2f} (acc {fmt(r.get('accuracy_thinking'))}"
+          f" thinking, {fmt(r.get('accuracy_not_thinking'))} not)")
 
 
 def train_and_evaluate(config: Any, workdir: str) -> dict[str, Any]:

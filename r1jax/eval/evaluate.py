@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import re
+
 import jax
 import numpy as np
 
@@ -13,11 +15,22 @@ from r1jax.rewards.format import format_reward
 from r1jax.rewards.math_equiv import extract_answer, is_equiv
 
 
+_THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
+
+
+def thinks(text: str) -> bool:
+  """Whether a completion reasons before answering: a non-blank <think> block."""
+  m = _THINK.search(text)
+  return bool(m and m.group(1).strip())
+
+
 def evaluate(params: Any, model_cfg: Any, tok: Any, prompts: Sequence[str],
              answers: Sequence[str], *, k: int, temperature: float, top_p: float,
              max_new_tokens: int, seed: int, batch_rows: int = 256, mesh: Any = None,
              rules: Any = None) -> dict[str, Any]:
-  """pass@1 (mean over k samples), cons@k, pass@k, format rate, mean response tokens."""
+  """pass@1 (mean over k samples), cons@k, pass@k, format rate, mean response tokens;
+  `think_rate` (share of samples with a non-blank <think>) and the accuracy of samples
+  with and without thinking (None when there are none)."""
   ids = [tok.encode(p, bos=True) for p in prompts]
   rows = [i for i in range(len(prompts)) for _ in range(k)]
   texts: list[str] = []
@@ -32,14 +45,29 @@ def evaluate(params: Any, model_cfg: Any, tok: Any, prompts: Sequence[str],
     texts += [tok.decode(t) for t in out.tokens]
     lengths += [len(t) for t in out.tokens]
     truncated += out.truncated
+  return {**score(texts, answers, k=k, lengths=lengths, truncated=truncated),
+          "num_problems": len(prompts), "temperature": temperature, "top_p": top_p,
+          "examples": [{"prompt_tail": prompts[i][-40:], "completion": texts[i * k],
+                        "gold": answers[i]} for i in range(min(3, len(prompts)))]}
+
+
+def score(texts: Sequence[str], answers: Sequence[str], *, k: int,
+          lengths: Sequence[int], truncated: Sequence[bool]) -> dict[str, Any]:
+  """The metrics of `evaluate` from k completions per problem (problem-major order)."""
+  if len(texts) != k * len(answers):
+    raise ValueError(f"{len(texts)} completions for {len(answers)} problems x k={k}.")
   extracted = [extract_answer(t) for t in texts]
-  correct = [[False] * k for _ in prompts]
+  correct = [[False] * k for _ in answers]
   majority = []
   for i, gold in enumerate(answers):
     group = extracted[i * k:(i + 1) * k]
     correct[i] = [a is not None and is_equiv(a, gold) for a in group]
     maj = metrics.majority_answer(group)
     majority.append(maj is not None and is_equiv(maj, gold))
+  flat = [c for row in correct for c in row]
+  think = [thinks(t) for t in texts]
+  acc_if = lambda want: (float(np.mean([c for c, t in zip(flat, think) if t == want]))
+                         if want in think else None)
   return {
       "pass@1": metrics.pass_at_1(correct),
       "cons@k": float(np.mean(majority)),
@@ -48,9 +76,7 @@ def evaluate(params: Any, model_cfg: Any, tok: Any, prompts: Sequence[str],
       "format_rate": float(np.mean([format_reward(t) for t in texts])),
       "mean_response_tokens": float(np.mean(lengths)),
       "truncated_fraction": float(np.mean(truncated)),
-      "num_problems": len(prompts),
-      "temperature": temperature,
-      "top_p": top_p,
-      "examples": [{"prompt_tail": prompts[i][-40:], "completion": texts[i * k],
-                    "gold": answers[i]} for i in range(min(3, len(prompts)))],
+      "think_rate": float(np.mean(think)),
+      "accuracy_thinking": acc_if(True),
+      "accuracy_not_thinking": acc_if(False),
   }

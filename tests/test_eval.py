@@ -1,0 +1,54 @@
+"""Evaluation metrics: pass@k against enumeration, cons@k, the thinking split."""
+
+import itertools
+
+import pytest
+
+from r1jax.eval import evaluate, metrics
+
+
+@pytest.mark.parametrize("n,c,k", [(8, 0, 1), (8, 3, 1), (8, 3, 2), (8, 3, 8), (10, 7, 4),
+                                   (5, 5, 3)])
+def test_pass_at_k_equals_enumeration(n, c, k):
+  """The unbiased estimator is the share of k-subsets of the n samples holding a hit."""
+  samples = [True] * c + [False] * (n - c)
+  subsets = list(itertools.combinations(range(n), k))
+  want = sum(any(samples[i] for i in s) for s in subsets) / len(subsets)
+  assert metrics.pass_at_k(n, c, k) == pytest.approx(want, abs=1e-12)
+
+
+def test_majority_answer():
+  assert metrics.majority_answer(["3", None, "4", "4", "3", None, None]) == "3"  # tie: first
+  assert metrics.majority_answer(["5", "7", "7"]) == "7"
+  assert metrics.majority_answer([None, None]) is None
+
+
+def _c(think, answer):
+  return f" <think>{think}</think> <answer>{answer}</answer>"
+
+
+def test_score_hand_computed():
+  # Problem 1 (gold 3): 2 of 4 right, majority "3" (2 votes vs 1 + 1).
+  # Problem 2 (gold 0): 1 of 4 right, majority "5" (wrong).
+  texts = [_c("2:2,3:5,7:2", "3"), _c("", "3"), _c("", "4"), "no tags at all",
+           _c("1:1,9:0", "0"), _c("", "5"), _c("  ", "5"), _c("x", "\\boxed{6}")]
+  r = evaluate.score(texts, ["3", "0"], k=4, lengths=[10, 4, 4, 3, 8, 4, 5, 6],
+                     truncated=[False] * 7 + [True])
+  assert r["pass@1"] == pytest.approx((2 / 4 + 1 / 4) / 2)
+  assert r["cons@k"] == pytest.approx(0.5)
+  assert r["pass@k"] == pytest.approx(1.0)  # k of k samples: any hit counts
+  assert r["format_rate"] == pytest.approx(7 / 8)
+  assert r["mean_response_tokens"] == pytest.approx(44 / 8)
+  assert r["truncated_fraction"] == pytest.approx(1 / 8)
+  # Thinking: texts 0, 4, 7 (blank <think> blocks do not count); 2 of them correct.
+  assert r["think_rate"] == pytest.approx(3 / 8)
+  assert r["accuracy_thinking"] == pytest.approx(2 / 3)
+  assert r["accuracy_not_thinking"] == pytest.approx(1 / 5)
+
+
+def test_score_without_any_thinking_and_bad_shapes():
+  r = evaluate.score([_c("", "1")], ["1"], k=1, lengths=[5], truncated=[False])
+  assert r["think_rate"] == 0.0 and r["accuracy_thinking"] is None
+  assert r["accuracy_not_thinking"] == 1.0
+  with pytest.raises(ValueError, match="k=2"):
+    evaluate.score([_c("", "1")], ["1"], k=2, lengths=[5], truncated=[False])
