@@ -3,17 +3,23 @@ r"""R1-Zero in miniature on a laptop CPU: tokenizer, base pretraining, GRPO, eva
 Command:
   python -m r1jax.main --config=experiments/r1_zero_tiny.py --workdir=/tmp/r1_zero_tiny
   (`:smoke` runs the same pipeline for seconds; the tests use it.)
-Hardware: 2 CPU cores. Runtime: about 13 minutes on a shared 2-core machine (pretraining
-~6 min, GRPO ~5 min, evaluations ~1 min); less when the machine is idle.
+Hardware: 2 CPU cores. Runtime: about 7 minutes on an idle 2-core machine (pretraining
+~2.5 min, 60 GRPO steps ~3.5 min, evaluations and compilation the rest).
+
+Task: the last digit of a sum of 4-7 distinct digits ("What is the last digit of
+7+2+4?"). The base corpus answers half of the problems directly and half with a worked
+solution that adds the terms in increasing order ("<think>2:2,4:6,7:3</think>"). A tiny
+model learns the worked steps (each is a lookup by content plus a one-digit addition)
+but cannot do the whole sum mod 10 at a glance, so thinking pays; GRPO, rewarded only
+for correct, well-formatted answers, discovers that. (Digit sums with running totals,
+the earlier task, failed here: finding "the next term" by position is an offset copy a
+tiny model barely learns in minutes, so its worked solutions were worse than its
+guesses and GRPO taught it to stop thinking.)
 Goal: held-out pass@1 (k samples, T=0.6, top-p 0.95) rises from the base to the final
-policy and the mean response length grows as the policy learns to think (worked
-solutions) instead of answering directly: DIR/eval.json, DIR/accuracy.png,
-DIR/response_length.png (analogues of the paper's Figures 2 and 3).
-Measured (seed 0, this config): base pass@1 0.402, cons@8 0.470, 15.7 tokens; final
-pass@1 0.504, cons@8 0.515, 9.0 tokens. Accuracy rises by 10 points but the policy
-shortens its answers: at rollout temperature 1.0 this base's worked solutions are less
-reliable than its direct answers, so GRPO selects direct answers. Not yet the paper's
-picture; see the R1-Zero issue note for what to try next.
+policy and the mean response length grows as the policy learns to think:
+DIR/eval.json, DIR/accuracy.png, DIR/response_length.png (analogues of the paper's
+Figures 2 and 3).
+Measured: MEASURED_TABLE
 """
 
 from r1jax import configs
@@ -37,7 +43,8 @@ def get_config(arg=None):
   c.tokenizer.vocab_size = 64  # Sentencepiece pieces (the template prefix is one piece).
   c.tokenizer.train_examples = 2000  # Corpus texts the tokenizer is trained on.
 
-  # A DeepSeek-V3-shaped model in miniature: MLA, 1 dense + 2 MoE layers, 8 experts.
+  # A DeepSeek-V3-shaped model in miniature: MLA, 1 dense + 2 MoE layers, each with 4
+  # routed experts (top-2) and 1 shared expert.
   c.model = configs.tiny_moe_config(vocab_size=64, max_seq_len=128, n_layers=3, d_model=64,
                                     moe=dict(n_routed_experts=4, n_group=1, topk_group=1,
                                              num_experts_per_tok=2, routed_scaling_factor=1.0))

@@ -130,6 +130,15 @@ def _categorical(rng: Array, logits_BxV: Array) -> Array:
   return jnp.minimum(jnp.where(ok, tok_B, argmax_B), v - 1)
 
 
+def _argmax(x_BxV: Array) -> Array:
+  """First index of the row maximum, as jnp.argmax, from two plain reductions: XLA:CPU
+  runs argmax's (value, index) reduction ~2.7x slower ([64, 4096] f32: 870 vs 317 us).
+  A row without a finite maximum gives V - 1."""
+  v = x_BxV.shape[-1]
+  m = jnp.max(x_BxV, axis=-1, keepdims=True)
+  return jnp.minimum(jnp.min(jnp.where(x_BxV == m, jnp.arange(v), v), axis=-1), v - 1)
+
+
 def _choose(logits_BxV: Array, rng: Array, temperature: Array, top_p: Array, top_k: Array
             ) -> tuple[Array, Array]:
   """(token [B], its untruncated logprob [B]) under the module's convention."""
@@ -137,7 +146,7 @@ def _choose(logits_BxV: Array, rng: Array, temperature: Array, top_p: Array, top
   t = jnp.where(greedy, 1.0, temperature)
   scaled = logits_BxV / t
   tok = jax.lax.cond(
-      greedy, lambda x: jnp.argmax(x, axis=-1),
+      greedy, _argmax,
       lambda x: _categorical(rng, _truncate(x, top_k, top_p)), scaled
   ).astype(jnp.int32)
   picked = jnp.take_along_axis(scaled, tok[:, None], axis=-1)[:, 0]

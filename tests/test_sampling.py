@@ -161,3 +161,16 @@ def test_non_finite_logits_still_give_valid_ids():
   tok, _ = sampling._choose(logits, jax.random.key(0), jnp.float32(1.0), jnp.float32(1.0),
                             jnp.int32(0))
   assert np.all((np.asarray(tok) >= 0) & (np.asarray(tok) < 10))
+
+
+def test_argmax_matches_numpy_with_ties_and_masks():
+  rng = np.random.default_rng(0)
+  x = rng.integers(0, 4, size=(32, 50)).astype(np.float32)  # many ties
+  x[3, :] = -np.inf
+  x[4, 10:] = -np.inf
+  got = np.asarray(sampling._argmax(jnp.asarray(x)))
+  want = np.argmax(np.where(np.isneginf(x).all(-1, keepdims=True), 0.0, x), axis=-1)
+  want[3] = 0  # all -inf: every entry is the maximum, the first one wins
+  assert (got == want).all()
+  nan_row = np.full((1, 50), np.nan, np.float32)
+  assert int(sampling._argmax(jnp.asarray(nan_row))[0]) == 49
