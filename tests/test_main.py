@@ -42,10 +42,13 @@ def test_cli_smoke_run_and_skip(tmp_path):
     assert key in rl_rows[-1], key
   ev = json.load(open(os.path.join(wd, "eval.json")))
   for stage in ("base", "final"):
-    for key in ("pass@1", "cons@k", "k", "format_rate", "mean_response_tokens", "num_problems"):
+    for key in ("pass@1", "cons@k", "k", "format_rate", "mean_response_tokens", "num_problems",
+                "think_rate", "accuracy_thinking", "accuracy_not_thinking"):
       assert key in ev[stage], (stage, key)
     assert ev[stage]["k"] == 2 and ev[stage]["num_problems"] == 4
     assert 0 <= ev[stage]["pass@1"] <= 1
+  # The held-out problems came from the task's TFDS builder (test split), prepared once.
+  assert os.listdir(os.path.join(wd, "data", "r1jax_arithmetic"))
   for png in ("accuracy.png", "response_length.png"):
     with open(os.path.join(wd, png), "rb") as f:
       assert f.read(8) == b"\x89PNG\r\n\x1a\n"
