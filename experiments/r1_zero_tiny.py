@@ -3,7 +3,7 @@ r"""R1-Zero in miniature on a laptop CPU: tokenizer, base pretraining, GRPO, eva
 Command:
   python -m r1jax.main --config=experiments/r1_zero_tiny.py --workdir=/tmp/r1_zero_tiny
   (`:smoke` runs the same pipeline for seconds; the tests use it.)
-Hardware: 2 CPU cores. Runtime: about 7 minutes on an idle 2-core machine (pretraining
+Hardware: 2 CPU cores. Runtime: 7.3-8.3 minutes on a 2-core machine (pretraining
 ~2.5 min, 60 GRPO steps ~3.5 min, evaluations and compilation the rest).
 
 Task: the last digit of a sum of 4-7 distinct digits ("What is the last digit of
@@ -19,7 +19,10 @@ Goal: held-out pass@1 (k samples, T=0.6, top-p 0.95) rises from the base to the 
 policy and the mean response length grows as the policy learns to think:
 DIR/eval.json, DIR/accuracy.png, DIR/response_length.png (analogues of the paper's
 Figures 2 and 3).
-Measured: MEASURED_TABLE
+Measured (200 held-out problems x 8 samples; `benchmarks/r1_zero_tiny_seeds.py`):
+  seed 0: pass@1 0.449 -> 0.767, cons@8 0.635 -> 0.855, thinks 57% -> 100%, 19.7 -> 28.2 tokens
+  seed 1: pass@1 0.228 -> 0.406, cons@8 0.345 -> 0.440, thinks 56% -> 100%, 19.6 -> 28.5 tokens
+  seed 2: pass@1 0.361 -> 0.699, cons@8 0.595 -> 0.735, thinks 42% -> 99%, 16.7 -> 28.5 tokens
 """
 
 from r1jax import configs
