@@ -106,37 +106,15 @@ def get_config(arg=None):
   c.pretrain = configs.ConfigDict()
   c.pretrain.batch_size = 128  # Unused (no pretraining); the mesh check reads it.
 
-  c.rl = configs.ConfigDict()
-  c.rl.steps = 8000  # GRPO steps (paper Figure 2: ~8k).
-  c.rl.batch_prompts = 8  # Prompts per step (B); B*G rows = 1 per batch shard.
-  c.rl.group_size = 16  # Completions per prompt (G; paper: 16).
-  c.rl.temperature = 1.0  # Rollout temperature (paper: 1.0).
-  c.rl.max_prompt_tokens = 1024  # Padded prompt bucket (P).
-  c.rl.max_new_tokens = 7168  # Completion cap (P + C = model.max_seq_len).
-  c.rl.num_iterations = 1  # Updates per batch with pi_old fixed (mu).
-  c.rl.epsilon = 0.2  # Clip range (paper: 0.2).
-  c.rl.epsilon_high = 0.0  # Clip-higher upper range (DAPO); 0 = same as epsilon.
-  c.rl.beta = 0.001  # KL weight to the reference (paper: 0.001).
-  c.rl.aggregation = "sequence_mean"  # 'sequence_mean' (paper) or 'token_mean' (DAPO).
-  c.rl.scale_rewards = True  # Divide advantages by the group std.
-  c.rl.reward_weights = configs.ConfigDict({"accuracy": 1.0, "format": 0.1})
-  c.rl.reward_workers = 32  # Reward scoring processes (per host 0).
-  c.rl.reward_timeout_s = 10.0  # Per-sample reward time limit (then 0, counted).
-  c.rl.max_nonfinite_steps = 3  # Stop after this many consecutive non-finite losses.
-  c.rl.checkpoint_every = 50  # Steps between (async) checkpoints.
-  c.rl.max_to_keep = 2  # Checkpoints kept.
-  c.rl.eval_every = 200  # Steps between held-out evaluations.
-  c.rl.optimizer = configs.optimizer_config(learning_rate=3e-6, warmup_steps=10, b2=0.95,
-                                            weight_decay=0.1)
+  c.rl = configs.rl_config(  # configs.rl_config documents every key.
+      steps=8000,  # paper Figure 2: ~8k.
+      batch_prompts=8,  # B*G rows = 1 per batch shard.
+      max_new_tokens=7168, reward_workers=32, checkpoint_every=50, eval_every=200,
+      optimizer=dict(learning_rate=3e-6, warmup_steps=10, b2=0.95, weight_decay=0.1))
+  c.rl.max_prompt_tokens = 1024  # Padded prompt bucket (P); P + C = model.max_seq_len.
 
-  c.eval = configs.ConfigDict()
+  c.eval = configs.eval_config(num_problems=500, k=16, max_new_tokens=7168, batch_rows=1024)
   c.eval.split = "math500:test"  # Held-out set (MATH-500).
-  c.eval.num_problems = 500  # Held-out problems.
-  c.eval.k = 16  # Samples per problem (pass@1 averages them; cons@k votes).
-  c.eval.temperature = 0.6  # Paper's evaluation temperature.
-  c.eval.top_p = 0.95  # Paper's evaluation top-p.
-  c.eval.max_new_tokens = 7168  # Generation cap.
-  c.eval.batch_rows = 1024  # Sequences per sampler call.
 
   if arg == "aot_test":
     # Same structure (MLA with q-LoRA, yarn, grouped routing, shared expert, dense-first

@@ -74,37 +74,14 @@ def get_config(arg=None):
   c.pretrain = configs.ConfigDict()
   c.pretrain.batch_size = 64  # Unused (no pretraining); the mesh check reads it.
 
-  c.rl = configs.ConfigDict()
-  c.rl.steps = 500  # GRPO steps.
-  c.rl.batch_prompts = 2  # Prompts per step (B); B*G = 16 rows, 2 per v5e chip.
-  c.rl.group_size = 8  # Completions per prompt (G; paper: 16).
-  c.rl.temperature = 1.0  # Rollout temperature (paper: 1.0).
-  c.rl.max_prompt_tokens = 512  # Padded prompt bucket (P).
-  c.rl.max_new_tokens = 1024  # Completion cap (P + C = model.max_seq_len).
-  c.rl.num_iterations = 1  # Updates per batch with pi_old fixed (mu).
-  c.rl.epsilon = 0.2  # Clip range (paper: 0.2).
-  c.rl.epsilon_high = 0.0  # Clip-higher upper range (DAPO); 0 = same as epsilon.
-  c.rl.beta = 0.001  # KL weight to the reference (paper: 0.001).
-  c.rl.aggregation = "sequence_mean"  # 'sequence_mean' (paper) or 'token_mean' (DAPO).
-  c.rl.scale_rewards = True  # Divide advantages by the group std (False: Dr. GRPO).
-  c.rl.reward_weights = configs.ConfigDict({"accuracy": 1.0, "format": 0.1})
-  c.rl.reward_workers = 4  # Reward scoring processes.
-  c.rl.reward_timeout_s = 10.0  # Per-sample reward time limit (then 0, counted).
-  c.rl.max_nonfinite_steps = 3  # Stop after this many consecutive non-finite losses.
-  c.rl.checkpoint_every = 50  # Steps between (async) checkpoints.
-  c.rl.max_to_keep = 2  # Checkpoints kept.
-  c.rl.eval_every = 50  # Steps between held-out evaluations.
-  c.rl.optimizer = configs.optimizer_config(learning_rate=1e-6, warmup_steps=10,
-                                            b2=0.99, weight_decay=0.01)
+  c.rl = configs.rl_config(  # configs.rl_config documents every key.
+      steps=500, batch_prompts=2, group_size=8,  # B*G = 16 rows, 2 per v5e chip (paper G=16).
+      max_new_tokens=1024, reward_workers=4, checkpoint_every=50, eval_every=50,
+      optimizer=dict(learning_rate=1e-6, warmup_steps=10, b2=0.99, weight_decay=0.01))
+  c.rl.max_prompt_tokens = 512  # Padded prompt bucket (P); P + C = model.max_seq_len.
 
-  c.eval = configs.ConfigDict()
+  c.eval = configs.eval_config(num_problems=500, k=4, max_new_tokens=1024, batch_rows=256)
   c.eval.splits = ("math500:test", "gsm8k:test")  # Held-out sets.
-  c.eval.num_problems = 500  # Held-out problems per set.
-  c.eval.k = 4  # Samples per problem (pass@1 averages them; cons@k votes).
-  c.eval.temperature = 0.6  # Paper's evaluation temperature.
-  c.eval.top_p = 0.95  # Paper's evaluation top-p.
-  c.eval.max_new_tokens = 1024  # Generation cap.
-  c.eval.batch_rows = 256  # Sequences per sampler call.
 
   if arg == "aot_test":
     c.model = aot_test_model()

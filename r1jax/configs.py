@@ -146,6 +146,47 @@ def optimizer_config(**overrides: Any) -> ConfigDict:
   return c
 
 
+def rl_config(**overrides: Any) -> ConfigDict:
+  """GRPO (r1jax.train.rl). Defaults are the paper's where it gives one (section 2.2)."""
+  c = ConfigDict()
+  c.steps = 100  # GRPO steps (each: rollouts, rewards, num_iterations updates).
+  c.batch_prompts = 16  # Prompts per step (B).
+  c.group_size = 16  # Completions per prompt (G; paper: 16).
+  c.temperature = 1.0  # Rollout temperature (paper: 1.0).
+  c.max_new_tokens = 1024  # Completion cap for rollouts.
+  c.num_iterations = 1  # Updates per batch with pi_old fixed (mu); 1 skips pi_old's forward.
+  c.epsilon = 0.2  # Clip range (paper: 0.2).
+  c.epsilon_high = 0.0  # Clip-higher upper range (DAPO); 0 = same as epsilon.
+  c.beta = 0.001  # KL weight to the reference (paper: 0.001).
+  c.aggregation = "sequence_mean"  # 'sequence_mean' (paper) or 'token_mean' (DAPO).
+  c.scale_rewards = True  # Divide advantages by the group std (False: Dr. GRPO).
+  c.reward_weights = ConfigDict({"accuracy": 1.0, "format": 0.1})  # Rule rewards only.
+  c.reward_workers = 2  # Reward scoring processes.
+  c.reward_timeout_s = 10.0  # Per-sample reward time limit (then 0, counted).
+  c.max_nonfinite_steps = 3  # Stop after this many consecutive non-finite losses.
+  c.checkpoint_every = 10  # Steps between (async) checkpoints.
+  c.max_to_keep = 2  # Checkpoints kept.
+  c.eval_every = 10  # Steps between held-out evaluations (the accuracy/length curves).
+  c.optimizer = optimizer_config(learning_rate=1e-6, warmup_steps=3)
+  apply_overrides(c, overrides)
+  return c
+
+
+def eval_config(**overrides: Any) -> ConfigDict:
+  """Held-out evaluation with the paper's protocol (k samples at T=0.6, top-p 0.95)."""
+  c = ConfigDict()
+  c.num_problems = 500  # Held-out problems (per set).
+  c.k = 4  # Samples per problem (pass@1 averages them; cons@k votes).
+  c.temperature = 0.6  # Paper's evaluation temperature.
+  c.top_p = 0.95  # Paper's evaluation top-p.
+  c.max_new_tokens = 1024  # Generation cap.
+  c.curve_problems = 64  # Problems for the periodic eval during RL (the curves).
+  c.curve_k = 4  # Samples per problem for the periodic eval.
+  c.batch_rows = 256  # Sequences per sampler call.
+  apply_overrides(c, overrides)
+  return c
+
+
 def apply_overrides(config: ConfigDict, overrides: dict[str, Any]) -> None:
   """Sets nested values, failing on unknown keys with the list of valid ones."""
   for key, value in overrides.items():

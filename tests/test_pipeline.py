@@ -63,3 +63,16 @@ def test_heldout_problems_never_in_training(tmp_path, tok):
     prompts, _ = pipeline.rl_prompts_fn(c)(step)
     seen |= {digits(p.split("User: ")[1].split("?")[0] + "?") for p in prompts}
   assert len(seen) > 200 and not seen & held_sets
+
+
+def test_rl_and_eval_config_defaults_and_misspelt_keys():
+  rl = configs.rl_config(steps=3, optimizer=dict(learning_rate=2e-5))
+  # The paper's GRPO defaults (section 2.2) unless overridden.
+  assert (rl.group_size, rl.beta, rl.epsilon, rl.temperature) == (16, 0.001, 0.2, 1.0)
+  assert rl.steps == 3 and rl.optimizer.learning_rate == 2e-5
+  ev = configs.eval_config()
+  assert (ev.temperature, ev.top_p) == (0.6, 0.95)
+  with pytest.raises(configs.ConfigError, match="'steps'"):
+    configs.rl_config(stpes=3)
+  with pytest.raises(configs.ConfigError, match="'top_p'"):
+    configs.eval_config(top_pp=0.9)
