@@ -4,8 +4,10 @@ Each stage writes DIR/<stage>/ (checkpoints, metrics). A stage whose final check
 exists is skipped; one with a partial checkpoint resumes from it (train state, data
 position and RNG are restored, so the run continues the same trajectory).
 
-Implemented stages: `tokenizer`, `pretrain_base`. The RL stages (r1_zero, ...) come
-with the GRPO trainer.
+Implemented stages: `tokenizer`, `pretrain_base` (the synthetic task's base model) and
+`r1_zero` (GRPO from that base, with the base and final policies evaluated on the
+task's held-out TFDS split). Not yet wired: GSM8K/MATH R1-Zero from an HF checkpoint,
+cold-start SFT, rejection sampling and distillation (their experiment configs exist).
 """
 
 from __future__ import annotations
