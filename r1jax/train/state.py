@@ -120,9 +120,8 @@ def make_train_step(loss_fn: LossFn, model_cfg: Any, tx: optax.GradientTransform
   A non-finite loss or gradient skips the update (state unchanged but rng and the
   `nonfinite` counter); the caller stops after several in a row.
   """
-  has_moe = (model_cfg.moe.n_routed_experts > 0
-             and model_cfg.moe.first_k_dense_replace < model_cfg.n_layers)
-  rate = model_cfg.moe.bias_update_rate if has_moe else 0.0
+  _, n_moe_layers = model.layer_counts(model_cfg)
+  rate = model_cfg.moe.bias_update_rate if n_moe_layers else 0.0
 
   def step(state: TrainState, batch: dict[str, Array]) -> tuple[TrainState, dict[str, Array]]:
     rng, step_rng = jax.random.split(jax.random.wrap_key_data(state.rng))
