@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from typing import Any, Callable
 
 import numpy as np
 
@@ -36,28 +37,41 @@ class Problem:
     return str(self.a + self.b)
 
 
+def _in_eval_split(key: str, eval_fraction: float) -> bool:
+  """Deterministic split by a hash of `key` (never train on eval problems)."""
+  h = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16)
+  return (h % 10_000) < eval_fraction * 10_000
+
+
+def _sample_split(seed: int, n: int, split: str, eval_fraction: float,
+                  draw: Callable[[np.random.Generator], Any], split_key: Callable[[Any], str]
+                  ) -> list[Any]:
+  """`n` problems `draw(rng)` from one split, the split decided by `split_key(problem)`."""
+  if split not in ("train", "eval"):
+    raise ValueError(f"split={split!r}; allowed: 'train', 'eval'.")
+  rng = np.random.default_rng(seed)
+  out = []
+  while len(out) < n:
+    p = draw(rng)
+    if _in_eval_split(split_key(p), eval_fraction) == (split == "eval"):
+      out.append(p)
+  return out
+
+
 def is_eval_problem(p: Problem, eval_fraction: float) -> bool:
   """Deterministic split by a hash of the operands (never train on eval problems)."""
-  h = int(hashlib.sha256(f"{p.a}+{p.b}".encode()).hexdigest()[:8], 16)
-  return (h % 10_000) < eval_fraction * 10_000
+  return _in_eval_split(f"{p.a}+{p.b}", eval_fraction)
 
 
 def sample_problems(seed: int, n: int, digits: int, *, split: str, eval_fraction: float = 0.1
                     ) -> list[Problem]:
   """`n` problems with operands of 1..`digits` digits from the 'train' or 'eval' split."""
-  if split not in ("train", "eval"):
-    raise ValueError(f"split={split!r}; allowed: 'train', 'eval'.")
-  rng = np.random.default_rng(seed)
-  out: list[Problem] = []
-  want_eval = split == "eval"
-  while len(out) < n:
+  def draw(rng: np.random.Generator) -> Problem:
     da, db = rng.integers(1, digits + 1, size=2)
     a = int(rng.integers(10 ** (da - 1) if da > 1 else 0, 10 ** da))
     b = int(rng.integers(10 ** (db - 1) if db > 1 else 0, 10 ** db))
-    p = Problem(a, b)
-    if is_eval_problem(p, eval_fraction) == want_eval:
-      out.append(p)
-  return out
+    return Problem(a, b)
+  return _sample_split(seed, n, split, eval_fraction, draw, lambda p: f"{p.a}+{p.b}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,37 +111,24 @@ def sample_last_digit_problems(seed: int, n: int, min_terms: int, max_terms: int
                                ) -> list[LastDigitProblem]:
   """`n` problems of min_terms..max_terms distinct digits from one split. The split
   hashes the set of digits, so no held-out set appears in training in any order."""
-  if split not in ("train", "eval"):
-    raise ValueError(f"split={split!r}; allowed: 'train', 'eval'.")
   if not 2 <= min_terms <= max_terms <= 10:
     raise ValueError(f"need 2 <= min_terms <= max_terms <= 10, got {min_terms}, {max_terms}.")
-  rng = np.random.default_rng(seed)
-  out: list[LastDigitProblem] = []
-  while len(out) < n:
+  def draw(rng: np.random.Generator) -> LastDigitProblem:
     k = int(rng.integers(min_terms, max_terms + 1))
-    terms = tuple(int(x) for x in rng.choice(10, size=k, replace=False))
-    h = int(hashlib.sha256(repr(sorted(terms)).encode()).hexdigest()[:8], 16)
-    if ((h % 10_000) < eval_fraction * 10_000) == (split == "eval"):
-      out.append(LastDigitProblem(terms))
-  return out
+    return LastDigitProblem(tuple(int(x) for x in rng.choice(10, size=k, replace=False)))
+  return _sample_split(seed, n, split, eval_fraction, draw,
+                       lambda p: repr(sorted(p.terms)))
 
 
 def sample_sum_problems(seed: int, n: int, min_terms: int, max_terms: int, *, split: str,
                         eval_fraction: float = 0.1) -> list[SumProblem]:
   """`n` digit-sum problems of min_terms..max_terms single digits from one split."""
-  if split not in ("train", "eval"):
-    raise ValueError(f"split={split!r}; allowed: 'train', 'eval'.")
   if not 2 <= min_terms <= max_terms:
     raise ValueError(f"need 2 <= min_terms <= max_terms, got {min_terms}, {max_terms}.")
-  rng = np.random.default_rng(seed)
-  out: list[SumProblem] = []
-  while len(out) < n:
+  def draw(rng: np.random.Generator) -> SumProblem:
     k = int(rng.integers(min_terms, max_terms + 1))
-    p = SumProblem(tuple(int(x) for x in rng.integers(0, 10, size=k)))
-    h = int(hashlib.sha256(p.question.encode()).hexdigest()[:8], 16)
-    if ((h % 10_000) < eval_fraction * 10_000) == (split == "eval"):
-      out.append(p)
-  return out
+    return SumProblem(tuple(int(x) for x in rng.integers(0, 10, size=k)))
+  return _sample_split(seed, n, split, eval_fraction, draw, lambda p: p.question)
 
 
 TASKS = ("addition", "digit_sum", "last_digit")
