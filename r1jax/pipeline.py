@@ -12,6 +12,7 @@ cold-start SFT, rejection sampling and distillation (their experiment configs ex
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -47,10 +48,11 @@ def _stage_dir(workdir: str, name: str) -> str:
 def sample_task(config: Any, seed: int, n: int, split: str) -> list[Any]:
   """Problems of the configured task (config.task.name) from one split."""
   t = config.task
-  if t.name not in arithmetic.TASKS:
-    raise configs.ConfigError(f"task.name={t.name!r}; allowed: {arithmetic.TASKS}.")
-  return arithmetic.sample_task(t.name, seed, n, split=split, digits=t.digits,
-                                min_terms=t.min_terms, max_terms=t.max_terms)
+  try:
+    return arithmetic.sample_task(t.name, seed, n, split=split, digits=t.digits,
+                                  min_terms=t.min_terms, max_terms=t.max_terms)
+  except ValueError as e:  # unknown task name or bad term counts
+    raise configs.ConfigError(f"config.task (name={t.name!r}): {e}") from None
 
 
 def task_example(p: Any, style: str) -> tuple[str, str]:
@@ -177,31 +179,26 @@ def _log_step(writer: metrics_lib.MetricWriter, step: int, m: dict, t0: float) -
                  row["train/token_accuracy"])
 
 
-_HELDOUT: dict[tuple, list[dict[str, str]]] = {}
-
-
 def heldout_problems(config: Any, workdir: str) -> list[dict[str, str]]:
   """The evaluation problems: the `test` split of the task's TFDS builder, prepared
-  once under DIR/data (a hash split never used for training); cached in-process."""
+  once under DIR/data (a hash split never used for training)."""
+  import tensorflow_datasets as tfds
   from r1jax.data import builders
 
   t = config.task
-  kw = dict(task=t.name, digits=t.digits, min_terms=t.min_terms, max_terms=t.max_terms,
-            num_train=1, num_test=config.eval.num_problems, seed=config.seed + 1000)
-  key = (os.path.abspath(workdir), tuple(sorted(kw.items())))
-  if key not in _HELDOUT:
-    import tensorflow_datasets as tfds
-    tfds.disable_progress_bar()
-    verbosity = logging.get_verbosity()
-    logging.set_verbosity(logging.ERROR)  # TFDS announces every custom config
-    try:
-      _HELDOUT[key] = list(builders.load_split(
-          "arithmetic", "test", data_dir=os.path.join(workdir, "data"), **kw))
-    finally:
-      logging.set_verbosity(verbosity)
-    log("data: %d held-out problems (TFDS r1jax_arithmetic, test split) in %s",
-        len(_HELDOUT[key]), os.path.join(workdir, "data"))
-  return _HELDOUT[key]
+  tfds.disable_progress_bar()
+  verbosity = logging.get_verbosity()
+  logging.set_verbosity(logging.ERROR)  # TFDS announces every custom config
+  try:
+    problems = list(builders.load_split(
+        "arithmetic", "test", data_dir=os.path.join(workdir, "data"), task=t.name,
+        digits=t.digits, min_terms=t.min_terms, max_terms=t.max_terms, num_train=1,
+        num_test=config.eval.num_problems, seed=config.seed + 1000))
+  finally:
+    logging.set_verbosity(verbosity)
+  log("data: %d held-out problems (TFDS r1jax_arithmetic, test split) in %s",
+      len(problems), os.path.join(workdir, "data"))
+  return problems
 
 
 def rl_prompts_fn(config: Any) -> Callable[[int], tuple[list[str], list[dict]]]:
@@ -214,12 +211,12 @@ def rl_prompts_fn(config: Any) -> Callable[[int], tuple[list[str], list[dict]]]:
   return fn
 
 
-def run_eval(config: Any, params: Any, tok: Any, mesh: Any, workdir: str, *, k: int,
-             num_problems: int) -> dict[str, Any]:
+def run_eval(config: Any, params: Any, tok: Any, mesh: Any, problems: list[dict[str, str]],
+             *, k: int, num_problems: int) -> dict[str, Any]:
   """The paper's protocol on held-out problems (k samples, temperature, top-p)."""
   from r1jax.eval import evaluate as eval_lib
 
-  probs = heldout_problems(config, workdir)[:num_problems]
+  probs = problems[:num_problems]
   e = config.eval
   return eval_lib.evaluate(params, config.model, tok,
                            [templates.r1_zero_prompt(p["question"]) for p in probs],
@@ -228,13 +225,14 @@ def run_eval(config: Any, params: Any, tok: Any, mesh: Any, workdir: str, *, k: 
                            batch_rows=e.batch_rows, mesh=mesh, rules=config.mesh.rules)
 
 
-def run_r1_zero(config: Any, workdir: str, tok: Any, base_params: Any, mesh: Any) -> Any:
+def run_r1_zero(config: Any, workdir: str, tok: Any, base_params: Any, mesh: Any,
+                heldout: Callable[[], list[dict[str, str]]]) -> Any:
   """R1-Zero: GRPO from the base with rule rewards; periodic held-out eval for the plots."""
   from r1jax.train import rl
 
   d = _stage_dir(workdir, "r1_zero")
   e = config.eval
-  eval_fn = lambda params, step: run_eval(config, params, tok, mesh, workdir, k=e.curve_k,
+  eval_fn = lambda params, step: run_eval(config, params, tok, mesh, heldout(), k=e.curve_k,
                                           num_problems=e.curve_problems)
   return rl.run_grpo(config, d, tok, base_params, mesh, rl_prompts_fn(config), eval_fn, log=log)
 
@@ -305,17 +303,19 @@ def train_and_evaluate(config: Any, workdir: str) -> dict[str, Any]:
     if params is None:
       raise StageError("r1_zero needs the base model: add 'pretrain_base' to config.stages.")
     e = config.eval
+    # Loaded on first use (a rerun of a finished pipeline never reads it), then kept.
+    heldout = functools.cache(lambda: heldout_problems(config, workdir))
     eval_path = os.path.join(workdir, "eval.json")
     results = json.load(open(eval_path)) if os.path.exists(eval_path) else {}
     if "base" not in results:
       log("eval: base model ...")
-      results["base"] = run_eval(config, params, tok, mesh, workdir, k=e.k,
+      results["base"] = run_eval(config, params, tok, mesh, heldout(), k=e.k,
                                  num_problems=e.num_problems)
       _write_json(eval_path, results)
-    final = run_r1_zero(config, workdir, tok, params, mesh)
+    final = run_r1_zero(config, workdir, tok, params, mesh, heldout)
     if "final" not in results:
       log("eval: final model ...")
-      results["final"] = run_eval(config, final, tok, mesh, workdir, k=e.k,
+      results["final"] = run_eval(config, final, tok, mesh, heldout(), k=e.k,
                                   num_problems=e.num_problems)
       _write_json(eval_path, results)
     summary["eval"] = {s: {k: v for k, v in r.items() if k != "examples"}
