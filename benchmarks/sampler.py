@@ -197,7 +197,8 @@ def no_cache_fn(cfg: Any, batch: int) -> Callable:
       last = jax.lax.dynamic_slice_in_dim(hidden, pos - 1, 1, axis=1)  # padding is unseen
       logits = model.logits_from_hidden(params, last, cfg)[:, 0]
       rng, step_rng = jax.random.split(rng)
-      tok, _ = sampling._choose(logits, step_rng, temperature, jnp.float32(1.0), jnp.int32(0))
+      tok, _ = sampling._choose(logits, jax.random.uniform(step_rng, (batch,)), temperature,
+                                jnp.float32(1.0), jnp.int32(0))
       return jax.lax.dynamic_update_slice(buf, tok[:, None], (0, pos)), rng
 
     buf, _ = jax.lax.fori_loop(0, NEW_TOKENS, body, (buf, rng))

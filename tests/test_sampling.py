@@ -107,9 +107,9 @@ def test_top_k_top_p_frequencies(top_k, top_p):
   # Sample many times from fixed logits with the sampler's own truncation + categorical.
   logits = np.array([2.0, 1.5, 1.2, 1.0, 0.5, 0.0, -0.5, -1.0], np.float32)
   n = 20000
-  toks, _ = jax.jit(lambda r: sampling._choose(jnp.tile(logits, (n, 1)), r, jnp.float32(1.0),
+  toks, _ = jax.jit(lambda u: sampling._choose(jnp.tile(logits, (n, 1)), u, jnp.float32(1.0),
                                                jnp.float32(top_p), jnp.int32(top_k)))(
-      jax.random.key(0))
+      jax.random.uniform(jax.random.key(0), (n,)))
   counts = np.bincount(np.asarray(toks), minlength=8)
   q = _truncated_dist(logits, top_k, top_p)
   assert np.all(counts[q == 0] == 0)  # nothing outside the truncated support
@@ -158,8 +158,8 @@ def test_bad_arguments(setup):
 
 def test_non_finite_logits_still_give_valid_ids():
   logits = jnp.full((3, 10), jnp.nan).at[1].set(jnp.inf).at[2].set(0.0)
-  tok, _ = sampling._choose(logits, jax.random.key(0), jnp.float32(1.0), jnp.float32(1.0),
-                            jnp.int32(0))
+  tok, _ = sampling._choose(logits, jax.random.uniform(jax.random.key(0), (3,)),
+                            jnp.float32(1.0), jnp.float32(1.0), jnp.int32(0))
   assert np.all((np.asarray(tok) >= 0) & (np.asarray(tok) < 10))
 
 
@@ -174,3 +174,23 @@ def test_argmax_matches_numpy_with_ties_and_masks():
   assert (got == want).all()
   nan_row = np.full((1, 50), np.nan, np.float32)
   assert int(sampling._argmax(jnp.asarray(nan_row))[0]) == 49
+
+
+def test_draws_are_fresh_per_step_and_row():
+  # With zero logits every draw is uniform over the vocabulary. Reusing one uniform
+  # across steps (or rows) would repeat tokens along a row (or down a column).
+  cfg = configs.model_config(vocab_size=64, max_seq_len=64)
+  params = model.init_params(cfg, jax.random.key(0))
+  head = "embed" if cfg.tie_embeddings else "lm_head"
+  params[head] = jnp.zeros_like(params[head])
+  out = sampling.generate(params, cfg, [[1, 2]] * 8, rng=jax.random.key(7), max_new_tokens=40)
+  toks = np.asarray(out.tokens)  # [8, 40]
+  assert toks.shape == (8, 40)
+  # Equal neighbours along rows and down columns: 1/64 of pairs expected (~5 and ~4).
+  assert (toks[:, 1:] == toks[:, :-1]).sum() < 20
+  assert (toks[1:] == toks[:-1]).sum() < 20
+  # Uniformity: chi-square over 64 bins (63 dof, 99.9% quantile 103.4).
+  counts = np.bincount(toks.ravel(), minlength=64)
+  expected = toks.size / 64
+  assert ((counts - expected) ** 2 / expected).sum() < 103.4
+  np.testing.assert_allclose(np.concatenate(out.logprobs), np.log(1 / 64), atol=1e-5)
