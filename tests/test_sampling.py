@@ -52,6 +52,22 @@ def test_logprobs_equal_forward_log_softmax(setup):
     np.testing.assert_allclose(lps, ref, atol=1e-4)
 
 
+def test_wide_batch_logprobs_equal_forward(setup):
+  # From sampling.FUSE_MIN_ROWS rows the CPU sampler runs joined projections: same
+  # function, checked here against the plain forward pass.
+  cfg, params = setup
+  prompts = [PROMPTS[i % len(PROMPTS)] + [i % 7 + 1] for i in range(sampling.FUSE_MIN_ROWS)]
+  out = sampling.generate(params, cfg, prompts, rng=jax.random.key(8), max_new_tokens=5,
+                          temperature=1.0)
+  seqs = [p + c for p, c in zip(prompts, out.tokens)]
+  width = max(map(len, seqs))
+  logits = model.forward(params, jnp.asarray([s + [0] * (width - len(s)) for s in seqs]), cfg)
+  logp = np.asarray(jax.nn.log_softmax(logits, axis=-1))
+  for r, (prompt, comp, lps) in enumerate(zip(prompts, out.tokens, out.logprobs)):
+    ref = [logp[r, len(prompt) - 1 + j, t] for j, t in enumerate(comp)]
+    np.testing.assert_allclose(lps, ref, atol=1e-4)
+
+
 def test_stop_tokens_and_eos(setup):
   cfg, params = setup
   free = sampling.generate(params, cfg, PROMPTS, rng=jax.random.key(3), max_new_tokens=8,

@@ -108,41 +108,65 @@ def attention_mask(q_len: int, k_len: int, cache_index: Array, key_mask: Array |
   return mask
 
 
-def _write_cache(cache: Array, new: Array, index: Array) -> Array:
-  start = (0, index) + (0,) * (cache.ndim - 2)
+def _write_cache(cache: Array, new: Array, index: Array, axis: int = 1) -> Array:
+  """`new` written into `cache` from position `index` of its slot axis."""
+  start = tuple(index if a == axis else 0 for a in range(cache.ndim))
   return jax.lax.dynamic_update_slice(cache, new.astype(cache.dtype), start)
 
 
 def gqa_attention(p: Params, x_BxTxD: Array, cos: Array, sin: Array, mask_BxTxS: Array,
                   cfg: Any, cache: Params | None, cache_index: Array
                   ) -> tuple[Array, Params | None]:
-  """Grouped-query attention with RoPE; writes k/v into `cache` when given."""
+  """Grouped-query attention with RoPE; writes k/v into `cache` when given.
+
+  The cache holds keys transposed, [B, K, E, S], and values as [B, K, S, E] (heads
+  lead, so a step writes one slot without moving the cache). A decode step (T = 1)
+  computes its scores and output as broadcast multiply-adds, vectorised along S and E,
+  that XLA fuses into two loops: as dots they were many tiny batched matmuls, and on
+  CPU they made the whole step ~5% slower and at batch 1 made XLA copy the cache.
+  """
   dt = x_BxTxD.dtype
-  q = jnp.einsum("btd,dhe->bthe", x_BxTxD, p["wq"].astype(dt))
-  k = jnp.einsum("btd,dke->btke", x_BxTxD, p["wk"].astype(dt))
-  v = jnp.einsum("btd,dke->btke", x_BxTxD, p["wv"].astype(dt))
-  if cfg.qkv_bias:
-    q, k, v = q + p["bq"].astype(dt), k + p["bk"].astype(dt), v + p["bv"].astype(dt)
+  if "wqkv" in p:  # joined by `fuse_projections`: one matmul
+    qkv = jnp.einsum("btd,dne->btne", x_BxTxD, p["wqkv"].astype(dt))
+    if cfg.qkv_bias:
+      qkv = qkv + p["bqkv"].astype(dt)
+    h, kh = cfg.n_heads, cfg.n_kv_heads
+    q, k, v = qkv[:, :, :h], qkv[:, :, h:h + kh], qkv[:, :, h + kh:]
+  else:
+    q = jnp.einsum("btd,dhe->bthe", x_BxTxD, p["wq"].astype(dt))
+    k = jnp.einsum("btd,dke->btke", x_BxTxD, p["wk"].astype(dt))
+    v = jnp.einsum("btd,dke->btke", x_BxTxD, p["wv"].astype(dt))
+    if cfg.qkv_bias:
+      q, k, v = q + p["bq"].astype(dt), k + p["bk"].astype(dt), v + p["bv"].astype(dt)
   q = sharding.constrain(apply_rope(q, cos, sin), ("batch", "length", "heads", "head_dim"))
   k = apply_rope(k, cos, sin)
-  # Keys/values as [B, K, S, E] (the cache layout): heads lead, so the dots below read
-  # them, and a decode step writes one slot, without transposing the cache.
-  k, v = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)
-  if cache is not None:
-    start = (0, 0, cache_index, 0)
-    cache = {"k": jax.lax.dynamic_update_slice(cache["k"], k.astype(cache["k"].dtype), start),
-             "v": jax.lax.dynamic_update_slice(cache["v"], v.astype(cache["v"].dtype), start)}
-    k, v = cache["k"].astype(dt), cache["v"].astype(dt)
+  v = v.transpose(0, 2, 1, 3)  # [B, K, T, E]
+  if cache is None:
+    keys, spec = k.transpose(0, 2, 1, 3), "btkge,bkse->bkgts"  # [B, K, T, E]
+  else:
+    cache = {"k": _write_cache(cache["k"], k.transpose(0, 2, 3, 1), cache_index, axis=3),
+             "v": _write_cache(cache["v"], v, cache_index, axis=2)}
+    keys, v = cache["k"].astype(dt), cache["v"].astype(dt)  # [B, K, E, S], [B, K, S, E]
+    spec = "btkge,bkes->bkgts"
   b, t, h, e = q.shape
-  kh = k.shape[1]
+  kh = v.shape[1]
   q = q.reshape(b, t, kh, h // kh, e)
-  s = jnp.einsum("btkge,bkse->bkgts", q, k, preferred_element_type=jnp.float32)
+  f32 = jnp.float32
+  decode = cache is not None and t == 1
+  if decode:  # sum over E of [B, K, G, E, S]
+    s = jnp.sum(q[:, 0, :, :, :, None].astype(f32) * keys[:, :, None].astype(f32), axis=3)
+    s = s[:, :, :, None]  # [B, K, G, 1, S]
+  else:
+    s = jnp.einsum(spec, q, keys, preferred_element_type=f32)
   s = s * (e ** -0.5)
   s = jnp.where(mask_BxTxS[:, None, None], s, NEG_INF)
   w = jax.nn.softmax(s, axis=-1).astype(dt)
-  # Batch axes (b, k) lead the output as XLA's dot emits it; moving t first after the
-  # dot is far cheaper than a dot that writes the permuted layout.
-  o = jnp.einsum("bkgts,bkse->bkgte", w, v).transpose(0, 3, 1, 2, 4).reshape(b, t, h * e)
+  if decode:  # sum over S of [B, K, G, S, E]
+    o = jnp.sum(w[:, :, :, 0, :, None] * v[:, :, None], axis=3).reshape(b, 1, h * e)
+  else:
+    # Batch axes (b, k) lead the output as XLA's dot emits it; moving t first after the
+    # dot is far cheaper than a dot that writes the permuted layout.
+    o = jnp.einsum("bkgts,bkse->bkgte", w, v).transpose(0, 3, 1, 2, 4).reshape(b, t, h * e)
   return _out_proj(o, p["wo"].astype(dt)), cache
 
 
@@ -216,7 +240,11 @@ def mla_attention(p: Params, x_BxTxD: Array, cos: Array, sin: Array, mask_BxTxS:
 def swiglu(p: Params, x: Array) -> Array:
   """SwiGLU MLP: down(silu(x W_gate) * (x W_up))."""
   dt = x.dtype
-  g = jnp.einsum("btd,df->btf", x, p["w_gate"].astype(dt))
-  u = jnp.einsum("btd,df->btf", x, p["w_up"].astype(dt))
+  if "w_gate_up" in p:  # joined by `fuse_projections`: one matmul
+    gu = jnp.einsum("btd,dcf->btcf", x, p["w_gate_up"].astype(dt))
+    g, u = gu[:, :, 0], gu[:, :, 1]
+  else:
+    g = jnp.einsum("btd,df->btf", x, p["w_gate"].astype(dt))
+    u = jnp.einsum("btd,df->btf", x, p["w_up"].astype(dt))
   h = sharding.constrain(jax.nn.silu(g) * u, ("batch", "length", "mlp"))
   return jnp.einsum("btf,fd->btd", h, p["w_down"].astype(dt))

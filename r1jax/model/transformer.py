@@ -157,10 +157,14 @@ def cache_specs(config: Any, batch: int, max_len: int) -> Params:
     if not L:
       continue
     if config.attention == "gqa":
-      # Heads before slots: the attention dots read the cache without a transpose.
-      kv = (L, batch, config.n_kv_heads, max_len, config.head_dim)
-      ax = ("layers", "batch", "kv_heads", "length", "head_dim")
-      out[name] = {"k": ParamSpec(kv, ax, "zeros"), "v": ParamSpec(kv, ax, "zeros")}
+      # Heads before slots, keys transposed (see `layers.gqa_attention`).
+      K, E = config.n_kv_heads, config.head_dim
+      out[name] = {
+          "k": ParamSpec((L, batch, K, E, max_len),
+                         ("layers", "batch", "kv_heads", "head_dim", "length"), "zeros"),
+          "v": ParamSpec((L, batch, K, max_len, E),
+                         ("layers", "batch", "kv_heads", "length", "head_dim"), "zeros"),
+      }
     else:
       m = config.mla
       out[name] = {
@@ -196,13 +200,47 @@ def unstack_layers(tree: Params) -> Params:
   return out
 
 
+def _fuse_swiglu(p: Params) -> Params:
+  # [(L,) D, F] x 2 -> [(L,) D, 2, F]: F stays the last axis, so an F-sharded pair
+  # stays local to each device.
+  return {"w_gate_up": jnp.stack([p["w_gate"], p["w_up"]], axis=-2), "w_down": p["w_down"]}
+
+
+def fuse_projections(params: Params) -> Params:
+  """Params with the matmuls that read the same input joined: GQA's q, k and v
+  weights (and biases) into `wqkv` [(L,) D, H+2K, E] (`bqkv`), and every SwiGLU's gate
+  and up weights into `w_gate_up` [(L,) D, 2, F]. `apply` computes the same function
+  from either form. XLA:CPU runs one wide small-batch matmul much faster than two
+  narrow ones (the sampler's decode step: benchmarks/sampler.py); the join copies the
+  weights once, so it is meant for a decode loop, not for a training step.
+  Routed experts and MLA projections are left as they are.
+  """
+  out = dict(params)
+  for name in STACKS:
+    if name not in params or isinstance(params[name], tuple):
+      continue
+    stack = dict(params[name])
+    attn = dict(stack["attn"])
+    if "wk" in attn:  # GQA
+      attn["wqkv"] = jnp.concatenate([attn.pop(w) for w in ("wq", "wk", "wv")], axis=-2)
+      if "bq" in attn:
+        attn["bqkv"] = jnp.concatenate([attn.pop(b) for b in ("bq", "bk", "bv")], axis=-2)
+    stack["attn"] = attn
+    if "mlp" in stack:
+      stack["mlp"] = _fuse_swiglu(stack["mlp"])
+    if "shared" in stack.get("moe", {}):
+      stack["moe"] = {**stack["moe"], "shared": _fuse_swiglu(stack["moe"]["shared"])}
+    out[name] = stack
+  return out
+
+
 def _cache_len(cache: Params) -> int:
   """Slots S of a cache whose layer stacks may be split (`unstack_layers`)."""
   group = next(cache[n] for n in STACKS if n in cache)
   stacked = not isinstance(group, tuple)
   layer = group if stacked else group[0]
-  if "k" in layer:  # GQA [(L,) B, K, S, E]
-    return layer["k"].shape[2 + stacked]
+  if "v" in layer:  # GQA values [(L,) B, K, S, E]
+    return layer["v"].shape[2 + stacked]
   return layer["ckv"].shape[1 + stacked]  # MLA [(L,) B, S, R]
 
 

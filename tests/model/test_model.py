@@ -53,6 +53,34 @@ def test_causal_and_cache_decode_matches_forward(name):
   np.testing.assert_allclose(jnp.concatenate(steps, 1), logits, atol=2e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_fused_projections_compute_the_same_function(name):
+  cfg = CONFIGS[name]()
+  params = _nonzero_bias(cfg, model.init_params(cfg, jax.random.key(0)))
+  # Non-zero biases, so that a mis-ordered q|k|v bias join would show.
+  params = jax.tree_util.tree_map_with_path(
+      lambda path, x: x + 0.3 if path[-1].key in ("bq", "bk", "bv") else x, params)
+  fused = model.fuse_projections(params)
+  for stack in ("dense_layers", "moe_layers"):
+    if stack not in fused:
+      continue
+    if cfg.attention == "gqa":
+      assert "wqkv" in fused[stack]["attn"] and "wq" not in fused[stack]["attn"]
+      assert ("bqkv" in fused[stack]["attn"]) == cfg.qkv_bias
+    mlp = fused[stack]["mlp"] if "mlp" in fused[stack] else fused[stack]["moe"]["shared"]
+    assert set(mlp) == {"w_gate_up", "w_down"}
+  toks = jax.random.randint(jax.random.key(1), (2, 10), 0, cfg.vocab_size)
+  np.testing.assert_allclose(model.forward(fused, toks, cfg), model.forward(params, toks, cfg),
+                             atol=2e-5, rtol=1e-5)
+  # Decode from a cache with the joined weights, layers split as the sampler runs them.
+  unstacked = model.unstack_layers(fused)
+  cache = model.unstack_layers(model.init_cache(cfg, 2, 16))
+  out, cache, _ = model.apply(unstacked, toks[:, :9], cfg, cache=cache, cache_index=0)
+  last, _, _ = model.apply(unstacked, toks[:, 9:], cfg, cache=cache, cache_index=9)
+  np.testing.assert_allclose(last[:, 0], model.forward(params, toks, cfg)[:, 9], atol=2e-5,
+                             rtol=1e-5)
+
+
 def test_mla_cache_holds_latent_not_heads():
   cfg = configs.tiny_moe_config()
   cache = model.init_cache(cfg, 2, 16)
