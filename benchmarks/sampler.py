@@ -297,6 +297,8 @@ def main() -> None:
                   help="1 timed call per measurement, batches 1 and 64")
   ap.add_argument("--repeats", type=int, default=3, help="timed calls after the warm-up")
   ap.add_argument("--batches", default=None, help="comma-separated (default 1,16,64)")
+  ap.add_argument("--settle", type=float, default=0.5,
+                  help="seconds of idle before each timed call")
   ap.add_argument("--no-cache-repeats", type=int, default=1,
                   help="timed calls of the no-cache baseline (slow: ~1 min at batch 64)")
   ap.add_argument("--no-cache-moe-max-batch", type=int, default=16,
@@ -359,6 +361,9 @@ def main() -> None:
         for key, e in live.items():
           n = args.no_cache_repeats if key.startswith("nocache") else repeats
           if r < n:
+            # Let the previous engine's worker threads go idle first (OpenMP and XLA
+            # pools spin for a while after a call, on the same two cores).
+            time.sleep(args.settle)
             results[f"{key}/{b}/{mode}"]["times_s"].append(e(b, mode, r + 1))
       for key in live:
         res = results[f"{key}/{b}/{mode}"]

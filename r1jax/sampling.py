@@ -187,8 +187,10 @@ def sample_padded(params: Any, prompt_BxP: Array, prompt_len_B: Array, rng: Arra
   cache = model.unstack_layers(model.init_cache(config, b, s))
   cache = jax.tree.map(lambda c: sharding.constrain(c, ("batch",) + (None,) * (c.ndim - 1)),
                        cache)
+  rope = model.rope_tables(config, s)
   hidden, cache, _ = model.apply(params, prompt_BxP, config, positions=positions, cache=cache,
-                                 cache_index=0, key_mask=key_mask, return_hidden=True)
+                                 cache_index=0, key_mask=key_mask, return_hidden=True,
+                                 rope_tables=rope)
   logits = model.logits_from_hidden(params, hidden[:, -1:], config)  # the last position only
   # Every uniform the call needs, drawn at once: one random-bits kernel per call and
   # none in the loop (on CPU a threefry split per step cost ~15% of a batch-1 step).
@@ -208,7 +210,8 @@ def sample_padded(params: Any, prompt_BxP: Array, prompt_len_B: Array, rng: Arra
   def body(st: DecodeState) -> DecodeState:
     pos = (prompt_len_B + st.i - 1)[:, None]
     logits, cache, _ = model.apply(params, st.last[:, None], config, positions=pos,
-                                   cache=st.cache, cache_index=p + st.i - 1, key_mask=key_mask)
+                                   cache=st.cache, cache_index=p + st.i - 1, key_mask=key_mask,
+                                   rope_tables=rope)
     u_B = jax.lax.dynamic_index_in_dim(u_NxB, st.i, keepdims=False)
     tok, lp = _choose(logits[:, 0], u_B, temperature, top_p, top_k)
     active = ~st.done

@@ -306,10 +306,18 @@ def _run_stack(c: Any, x: Array, stack: Params, cache: Params | None, is_moe: bo
   return x, cache, load, bal.sum()
 
 
+def rope_tables(config: Any, length: int) -> tuple[Array, Array]:
+  """cos, sin [length, rope_dim/2] of positions 0..length-1, for `apply(rope_tables=)`."""
+  rope_dim = config.head_dim if config.attention == "gqa" else config.mla.qk_rope_head_dim
+  cos, sin = layers.rope_cos_sin(config.rope, rope_dim, jnp.arange(length)[None])
+  return cos[0], sin[0]
+
+
 def apply(params: Params, tokens: Array, config: Any, *, positions: Array | None = None,
           cache: Params | None = None, cache_index: Array | int = 0,
           key_mask: Array | None = None, token_mask: Array | None = None,
-          return_hidden: bool = False) -> tuple[Array, Params | None, Aux]:
+          return_hidden: bool = False, rope_tables: tuple[Array, Array] | None = None
+          ) -> tuple[Array, Params | None, Aux]:
   """Full forward: logits float32 [B, T, V], the updated cache, and MoE aux outputs.
 
   tokens: int32 [B, T]. positions: int32 [B, T] (default 0..T-1). With `cache`, the T
@@ -317,7 +325,9 @@ def apply(params: Params, tokens: Array, config: Any, *, positions: Array | None
   valid slot; `key_mask` [B, S] marks valid key slots (S = T without a cache, else the
   cache length), e.g. to hide left padding. `token_mask` [B, T] marks real tokens for
   the MoE load statistics and balance loss. Params and cache may have their layer stacks
-  split by `unstack_layers` (both or neither).
+  split by `unstack_layers` (both or neither). `rope_tables` (from `rope_tables`, longer
+  than every position) are looked up instead of recomputing cos/sin: a decode loop
+  then evaluates no trigonometry per step.
   """
   c = config
   b, t = tokens.shape
@@ -326,8 +336,11 @@ def apply(params: Params, tokens: Array, config: Any, *, positions: Array | None
     positions = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32) + cache_index, (b, t))
   x = jnp.take(params["embed"], tokens, axis=0).astype(dt)
   x = sharding.constrain(x, ("batch", "length", "embed"))
-  rope_dim = c.head_dim if c.attention == "gqa" else c.mla.qk_rope_head_dim
-  cos, sin = layers.rope_cos_sin(c.rope, rope_dim, positions)
+  if rope_tables is None:
+    rope_dim = c.head_dim if c.attention == "gqa" else c.mla.qk_rope_head_dim
+    cos, sin = layers.rope_cos_sin(c.rope, rope_dim, positions)
+  else:
+    cos, sin = rope_tables[0][positions], rope_tables[1][positions]
   cache_index = jnp.asarray(cache_index, jnp.int32)
   s_len = t if cache is None else _cache_len(cache)
   mask = layers.attention_mask(t, s_len, cache_index, key_mask)

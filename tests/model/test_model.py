@@ -81,6 +81,17 @@ def test_fused_projections_compute_the_same_function(name):
                              rtol=1e-5)
 
 
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_rope_tables_equal_computed_rope(name):
+  cfg = CONFIGS[name]()
+  params = model.init_params(cfg, jax.random.key(0))
+  toks = jax.random.randint(jax.random.key(1), (2, 10), 0, cfg.vocab_size)
+  pos = jnp.asarray([[3, 4, 5, 6, 7, 8, 9, 10, 11, 12], [0] * 3 + list(range(7))])
+  want = model.apply(params, toks, cfg, positions=pos)[0]
+  got = model.apply(params, toks, cfg, positions=pos, rope_tables=model.rope_tables(cfg, 16))[0]
+  np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
+
+
 def test_mla_cache_holds_latent_not_heads():
   cfg = configs.tiny_moe_config()
   cache = model.init_cache(cfg, 2, 16)
