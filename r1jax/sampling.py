@@ -79,41 +79,38 @@ def length_bucket(n: int) -> int:
 def _truncate(logits_BxV: Array, top_k: Array, top_p: Array) -> Array:
   """Masks logits outside the top-k (k > 0) and the top-p nucleus (p < 1) with -inf.
 
-  One descending sort serves both cuts, and it is skipped (`lax.cond`) when neither is
-  on: a full-vocabulary sort costs more than the whole decode step on CPU.
+  One descending sort serves both cuts; `_choose` skips this when neither is on (a
+  full-vocabulary sort costs more than the whole decode step on CPU).
   """
-  def cut(logits: Array) -> Array:
-    b, v = logits.shape
-    sorted_desc = jnp.sort(logits, axis=-1)[:, ::-1]
-    k = jnp.where(top_k > 0, jnp.minimum(top_k, v), v)
-    kth = jnp.take_along_axis(sorted_desc, jnp.broadcast_to(k - 1, (b, 1)), axis=-1)
-    # The top-k truncated logits, still sorted (ties with the k-th are kept).
-    kept_sorted = jnp.where(sorted_desc < kth, -jnp.inf, sorted_desc)
-    # Nucleus over the top-k truncated distribution: keep the smallest prefix of tokens
-    # sorted by probability whose mass reaches top_p (the top token always stays).
-    probs_sorted = jax.nn.softmax(kept_sorted, axis=-1)
-    before = jnp.cumsum(probs_sorted, axis=-1) - probs_sorted
-    n_keep = jnp.maximum((before < top_p).sum(-1, keepdims=True), 1)
-    cutoff = jnp.take_along_axis(kept_sorted, n_keep - 1, axis=-1)
-    return jnp.where((logits < kth) | (logits < cutoff), -jnp.inf, logits)
-
-  return jax.lax.cond((top_k > 0) | (top_p < 1), cut, lambda x: x, logits_BxV)
+  b, v = logits_BxV.shape
+  sorted_desc = jnp.sort(logits_BxV, axis=-1)[:, ::-1]
+  k = jnp.where(top_k > 0, jnp.minimum(top_k, v), v)
+  kth = jnp.take_along_axis(sorted_desc, jnp.broadcast_to(k - 1, (b, 1)), axis=-1)
+  # The top-k truncated logits, still sorted (ties with the k-th are kept).
+  kept_sorted = jnp.where(sorted_desc < kth, -jnp.inf, sorted_desc)
+  # Nucleus over the top-k truncated distribution: keep the smallest prefix of tokens
+  # sorted by probability whose mass reaches top_p (the top token always stays).
+  probs_sorted = jax.nn.softmax(kept_sorted, axis=-1)
+  before = jnp.cumsum(probs_sorted, axis=-1) - probs_sorted
+  n_keep = jnp.maximum((before < top_p).sum(-1, keepdims=True), 1)
+  cutoff = jnp.take_along_axis(kept_sorted, n_keep - 1, axis=-1)
+  return jnp.where((logits_BxV < kth) | (logits_BxV < cutoff), -jnp.inf, logits_BxV)
 
 
-def _categorical(u_B: Array, logits_BxV: Array) -> Array:
-  """One token per row drawn from softmax(logits) by inverting its CDF at u_B ~ U[0, 1).
+def _categorical(u_B: Array, p_BxV: Array, fallback_B: Array) -> Array:
+  """One token per row drawn from unnormalised probabilities p_BxV >= 0 by inverting
+  their CDF at u_B ~ U[0, 1).
 
   One uniform per row instead of `jax.random.categorical`'s Gumbel noise over the whole
   vocabulary (two logs per entry: that cost more than the model's decode step on CPU).
   The CDF is searched in two levels, blocks of C entries then one block, so only short
-  cumulative sums are formed. Rounding can land on a zero-probability entry (chance
-  ~1e-7); the argmax is taken then, so a masked (-inf) token is never drawn.
+  cumulative sums are formed. Where the search lands on a zero-probability entry
+  (rounding: chance ~1e-7; or a row without finite probabilities) `fallback_B` is
+  returned, so a masked token is never drawn.
   """
-  b, v = logits_BxV.shape
+  b, v = p_BxV.shape
   c = bucket(int(np.sqrt(v)), 1)  # block width C (a power of two near sqrt(V))
   nb = -(-v // c)  # blocks
-  max_B1 = jnp.max(logits_BxV, axis=-1, keepdims=True)
-  p_BxV = jnp.exp(logits_BxV - max_B1)
   p_BxNxC = jnp.pad(p_BxV, ((0, 0), (0, nb * c - v))).reshape(b, nb, c)
   cum_BxN = jnp.cumsum(p_BxNxC.sum(-1), axis=-1)
   u_B1 = u_B[:, None] * cum_BxN[:, -1:]
@@ -125,8 +122,7 @@ def _categorical(u_B: Array, logits_BxV: Array) -> Array:
   tok_B = blk_B * c + jnp.minimum(within_B, c - 1)
   ok = (tok_B < v) & (jnp.take_along_axis(p_BxV, jnp.minimum(tok_B, v - 1)[:, None],
                                           axis=-1)[:, 0] > 0)
-  # A row without finite logits (a diverged model) still yields a valid id (v - 1).
-  return jnp.where(ok, tok_B, _first_max_index(logits_BxV, max_B1))
+  return jnp.where(ok, tok_B, fallback_B)
 
 
 def _first_max_index(x_BxV: Array, max_B1: Array) -> Array:
@@ -136,26 +132,34 @@ def _first_max_index(x_BxV: Array, max_B1: Array) -> Array:
   return jnp.minimum(jnp.min(jnp.where(x_BxV == max_B1, jnp.arange(v), v), axis=-1), v - 1)
 
 
-def _argmax(x_BxV: Array) -> Array:
-  """jnp.argmax over the last axis from two plain reductions: XLA:CPU runs argmax's
-  (value, index) reduction ~2.7x slower ([64, 4096] f32: 870 vs 317 us). A row without
-  a finite maximum gives V - 1."""
-  return _first_max_index(x_BxV, jnp.max(x_BxV, axis=-1, keepdims=True))
-
-
 def _choose(logits_BxV: Array, u_B: Array, temperature: Array, top_p: Array, top_k: Array
             ) -> tuple[Array, Array]:
   """(token [B], its untruncated logprob [B]) under the module's convention; u_B are
-  uniforms in [0, 1), one per row, that decide the draw (unused when greedy)."""
+  uniforms in [0, 1), one per row, that decide the draw (unused when greedy).
+
+  The row maximum, exp(logits - max) and its sum are formed once and serve the greedy
+  token, the draw (when neither top-k nor top-p cuts) and the log-normaliser.
+  """
   greedy = temperature <= 0
   t = jnp.where(greedy, 1.0, temperature)
   scaled = logits_BxV / t
-  tok = jax.lax.cond(
-      greedy, _argmax,
-      lambda x: _categorical(u_B, _truncate(x, top_k, top_p)), scaled
-  ).astype(jnp.int32)
+  max_B1 = jnp.max(scaled, axis=-1, keepdims=True)
+  # The greedy token, and the draw's fallback (V - 1 for a row without finite logits).
+  # From two plain reductions: XLA:CPU runs jnp.argmax's (value, index) reduction ~2.7x
+  # slower ([64, 4096] f32: 870 vs 317 us).
+  first_max_B = _first_max_index(scaled, max_B1)
+  shift_B1 = jnp.where(jnp.isfinite(max_B1), max_B1, 0.0)
+  e_BxV = jnp.exp(scaled - shift_B1)
+
+  def draw(_):
+    p = jax.lax.cond((top_k > 0) | (top_p < 1),
+                     lambda: jnp.exp(_truncate(scaled, top_k, top_p) - shift_B1),
+                     lambda: e_BxV)
+    return _categorical(u_B, p, first_max_B)
+
+  tok = jax.lax.cond(greedy, lambda _: first_max_B, draw, None).astype(jnp.int32)
   picked = jnp.take_along_axis(scaled, tok[:, None], axis=-1)[:, 0]
-  return tok, picked - jax.nn.logsumexp(scaled, axis=-1)
+  return tok, picked - shift_B1[:, 0] - jnp.log(jnp.sum(e_BxV, axis=-1))
 
 
 @functools.partial(jax.jit, static_argnames=("config", "gen_bucket"))

@@ -179,17 +179,25 @@ def test_non_finite_logits_still_give_valid_ids():
   assert np.all((np.asarray(tok) >= 0) & (np.asarray(tok) < 10))
 
 
-def test_argmax_matches_numpy_with_ties_and_masks():
+def test_greedy_choice_matches_numpy_with_ties_and_masks():
   rng = np.random.default_rng(0)
   x = rng.integers(0, 4, size=(32, 50)).astype(np.float32)  # many ties
   x[3, :] = -np.inf
   x[4, 10:] = -np.inf
-  got = np.asarray(sampling._argmax(jnp.asarray(x)))
+  greedy = lambda a: sampling._choose(jnp.asarray(a), jnp.zeros(len(a)), jnp.float32(0.0),
+                                      jnp.float32(1.0), jnp.int32(0))
+  got, logp = map(np.asarray, greedy(x))
   want = np.argmax(np.where(np.isneginf(x).all(-1, keepdims=True), 0.0, x), axis=-1)
   want[3] = 0  # all -inf: every entry is the maximum, the first one wins
   assert (got == want).all()
+  # Its logprob is log-softmax at that token (rows with a finite maximum).
+  m = x.max(-1, keepdims=True)
+  with np.errstate(invalid="ignore"):
+    ref = x - (m + np.log(np.exp(x - m).sum(-1, keepdims=True)))
+  rows = [r for r in range(32) if r != 3]
+  np.testing.assert_allclose(logp[rows], ref[rows, want[rows]], atol=1e-5)
   nan_row = np.full((1, 50), np.nan, np.float32)
-  assert int(sampling._argmax(jnp.asarray(nan_row))[0]) == 49
+  assert int(greedy(nan_row)[0][0]) == 49
 
 
 def test_draws_are_fresh_per_step_and_row():
