@@ -146,7 +146,9 @@ def gqa_attention(p: Params, x_BxTxD: Array, cos: Array, sin: Array, mask_BxTxS:
   else:
     cache = {"k": _write_cache(cache["k"], k.transpose(0, 2, 3, 1), cache_index, axis=3),
              "v": _write_cache(cache["v"], v, cache_index, axis=2)}
-    keys, v = cache["k"].astype(dt), cache["v"].astype(dt)  # [B, K, E, S], [B, K, S, E]
+    span = mask_BxTxS.shape[-1]  # the slots attended to (a prefill: its own T)
+    keys = cache["k"][..., :span].astype(dt)  # [B, K, E, S]
+    v = cache["v"][:, :, :span].astype(dt)  # [B, K, S, E]
     spec = "btkge,bkes->bkgts"
   b, t, h, e = q.shape
   kh = v.shape[1]
@@ -212,7 +214,8 @@ def mla_attention(p: Params, x_BxTxD: Array, cos: Array, sin: Array, mask_BxTxS:
   if cache is not None:
     cache = {"ckv": _write_cache(cache["ckv"], ckv, cache_index),
              "kpe": _write_cache(cache["kpe"], kpe, cache_index)}
-    ckv, kpe = cache["ckv"].astype(dt), cache["kpe"].astype(dt)
+    span = mask_BxTxS.shape[-1]  # the slots attended to (a prefill: its own T)
+    ckv, kpe = cache["ckv"][:, :span].astype(dt), cache["kpe"][:, :span].astype(dt)
   wkv_b = p["wkv_b"].astype(dt)  # [R, H, nope + v]
   wk_b, wv_b = wkv_b[..., :m.qk_nope_head_dim], wkv_b[..., m.qk_nope_head_dim:]
   scale = mla_softmax_scale(cfg)

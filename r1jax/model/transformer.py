@@ -323,7 +323,8 @@ def apply(params: Params, tokens: Array, config: Any, *, positions: Array | None
   tokens: int32 [B, T]. positions: int32 [B, T] (default 0..T-1). With `cache`, the T
   tokens are written at slots cache_index..cache_index+T-1 and attend to every earlier
   valid slot; `key_mask` [B, S] marks valid key slots (S = T without a cache, else the
-  cache length), e.g. to hide left padding. `token_mask` [B, T] marks real tokens for
+  cache length), e.g. to hide left padding. A prefill (a static `cache_index` of 0)
+  reads back only the T slots it wrote. `token_mask` [B, T] marks real tokens for
   the MoE load statistics and balance loss. Params and cache may have their layer stacks
   split by `unstack_layers` (both or neither). `rope_tables` (from `rope_tables`, longer
   than every position) are looked up instead of recomputing cos/sin: a decode loop
@@ -341,8 +342,13 @@ def apply(params: Params, tokens: Array, config: Any, *, positions: Array | None
     cos, sin = layers.rope_cos_sin(c.rope, rope_dim, positions)
   else:
     cos, sin = rope_tables[0][positions], rope_tables[1][positions]
+  # A prefill (the T tokens written from a static slot 0) attends to those T slots only,
+  # not to the whole cache.
+  prefill = cache is not None and isinstance(cache_index, int) and cache_index == 0
   cache_index = jnp.asarray(cache_index, jnp.int32)
-  s_len = t if cache is None else _cache_len(cache)
+  s_len = t if cache is None or prefill else _cache_len(cache)
+  if key_mask is not None:
+    key_mask = key_mask[:, :s_len]
   mask = layers.attention_mask(t, s_len, cache_index, key_mask)
   mask = jnp.broadcast_to(mask, (b, t, s_len))
   new_cache: Params | None = None if cache is None else {}
