@@ -185,9 +185,9 @@ def sample_padded(params: Any, prompt_BxP: Array, prompt_len_B: Array, rng: Arra
   # On CPU, from FUSE_MIN_ROWS rows, the projections that share an input are joined too
   # (a weight copy per call; batch 16-64 decode 3-5% faster, batch 1 7% slower);
   # elsewhere that copy's memory is not worth it.
+  params = model.unstack_layers(params)
   if jax.default_backend() == "cpu" and b >= FUSE_MIN_ROWS:
     params = model.fuse_projections(params)
-  params = model.unstack_layers(params)
   cache = model.unstack_layers(model.init_cache(config, b, s))
   cache = jax.tree.map(lambda c: sharding.constrain(c, ("batch",) + (None,) * (c.ndim - 1)),
                        cache)

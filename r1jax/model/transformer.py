@@ -217,21 +217,29 @@ def fuse_projections(params: Params) -> Params:
   """
   out = dict(params)
   for name in STACKS:
-    if name not in params or isinstance(params[name], tuple):
-      continue
-    stack = dict(params[name])
-    attn = dict(stack["attn"])
-    if "wk" in attn:  # GQA
-      attn["wqkv"] = jnp.concatenate([attn.pop(w) for w in ("wq", "wk", "wv")], axis=-2)
-      if "bq" in attn:
-        attn["bqkv"] = jnp.concatenate([attn.pop(b) for b in ("bq", "bk", "bv")], axis=-2)
-    stack["attn"] = attn
-    if "mlp" in stack:
-      stack["mlp"] = _fuse_swiglu(stack["mlp"])
-    if "shared" in stack.get("moe", {}):
-      stack["moe"] = {**stack["moe"], "shared": _fuse_swiglu(stack["moe"]["shared"])}
-    out[name] = stack
+    if name in params:
+      group = params[name]
+      # Layer by layer where the stack is split (`unstack_layers`): XLA then fuses each
+      # layer's slice and join into one copy.
+      out[name] = (tuple(map(_fuse_layer, group)) if isinstance(group, tuple)
+                   else _fuse_layer(group))
   return out
+
+
+def _fuse_layer(layer: Params) -> Params:
+  """`fuse_projections` of one layer's (or one stack's) params."""
+  layer = dict(layer)
+  attn = dict(layer["attn"])
+  if "wk" in attn:  # GQA
+    attn["wqkv"] = jnp.concatenate([attn.pop(w) for w in ("wq", "wk", "wv")], axis=-2)
+    if "bq" in attn:
+      attn["bqkv"] = jnp.concatenate([attn.pop(b) for b in ("bq", "bk", "bv")], axis=-2)
+  layer["attn"] = attn
+  if "mlp" in layer:
+    layer["mlp"] = _fuse_swiglu(layer["mlp"])
+  if "shared" in layer.get("moe", {}):
+    layer["moe"] = {**layer["moe"], "shared": _fuse_swiglu(layer["moe"]["shared"])}
+  return layer
 
 
 def _cache_len(cache: Params) -> int:
