@@ -6,17 +6,23 @@ vocabulary (before top-k/top-p truncation); temperature 0 (greedy) reports tempe
 1. So with temperature 1 the logprobs equal the log-softmax of a plain `forward` pass
 over prompt + completion.
 
-Static shapes: prompts are left-padded to a power-of-two length bucket, the batch to a
-power-of-two row bucket and the generation length to a power-of-two bucket, so a run
-compiles a small, bounded number of times; `max_new_tokens` itself is a traced scalar
-and the loop stops as soon as every row is done.
+Static shapes: prompts are left-padded to a length bucket (`length_bucket`: powers of
+two and their 1.5x midpoints), the batch to a power-of-two row bucket and the
+generation length to a length bucket, so a run compiles a small, bounded number of
+times; `max_new_tokens` itself is a traced scalar and the loop stops as soon as every
+row is done.
 
 Speed (benchmarks/sampler.py): the layer stacks are split once per call
-(`model.unstack_layers`), so a decode step slices no weights and no cache; the prefill
-computes logits at the last position only; tokens are drawn by inverting the CDF (one
-uniform per row) and the vocabulary is sorted only when top-k/top-p is on. On CPU a
-batch-1 step then runs at the memory bandwidth (it streams every weight once), and a
-batch-64 step is bound by XLA's matmuls.
+(`model.unstack_layers`), so a decode step slices no weights and no cache; rope cos/sin
+come from tables made once per call, and every uniform the call needs is drawn before
+the loop (no random-bits kernel per step); the prefill reads back only its own cache
+slots and computes logits at the last position only; a step's vocabulary max, exp and
+sum serve the greedy token, the draw (inverting the CDF: one uniform per row) and the
+log-normaliser, and the vocabulary is sorted only when top-k/top-p is on. Decode
+attention is two fused multiply-add loops over a transposed key cache
+(`layers.gqa_attention`). On CPU, from FUSE_MIN_ROWS rows, the projections that share
+an input run as one matmul (`model.fuse_projections`). A batch-1 step then streams every
+weight once (memory-bound); a batch-64 step is bound by XLA:CPU's small matmuls.
 
 Shape letters: B batch rows, P padded prompt length, N generation bucket, S = P + N
 cache slots, V vocabulary.
