@@ -68,6 +68,22 @@ def test_wide_batch_logprobs_equal_forward(setup):
     np.testing.assert_allclose(lps, ref, atol=1e-4)
 
 
+@pytest.mark.parametrize("rows", [2, sampling.FUSE_MIN_ROWS])
+def test_bfloat16_model_samples_track_forward(rows):
+  # bf16 activations through prefill, the decode loop and (from FUSE_MIN_ROWS rows on
+  # CPU) the joined projections: logprobs within bf16 resolution of the forward pass.
+  cfg = configs.model_config(vocab_size=64, max_seq_len=64, dtype="bfloat16", qkv_bias=True)
+  params = model.init_params(cfg, jax.random.key(0))
+  prompts = [PROMPTS[i % len(PROMPTS)] for i in range(rows)]
+  out = sampling.generate(params, cfg, prompts, rng=jax.random.key(3), max_new_tokens=4)
+  fwd = jax.jit(lambda t: jax.nn.log_softmax(model.forward(params, t, cfg), axis=-1))
+  for prompt, comp, lps in zip(prompts, out.tokens, out.logprobs):
+    assert len(comp) == 4 and all(0 <= t < 64 for t in comp)
+    logp = fwd(jnp.asarray([prompt + comp]))[0]
+    ref = [float(logp[len(prompt) - 1 + j, t]) for j, t in enumerate(comp)]
+    np.testing.assert_allclose(lps, ref, atol=0.05)
+
+
 def test_stop_tokens_and_eos(setup):
   cfg, params = setup
   free = sampling.generate(params, cfg, PROMPTS, rng=jax.random.key(3), max_new_tokens=8,

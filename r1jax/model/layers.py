@@ -142,14 +142,13 @@ def gqa_attention(p: Params, x_BxTxD: Array, cos: Array, sin: Array, mask_BxTxS:
   k = apply_rope(k, cos, sin)
   v = v.transpose(0, 2, 1, 3)  # [B, K, T, E]
   if cache is None:
-    keys, spec = k.transpose(0, 2, 1, 3), "btkge,bkse->bkgts"  # [B, K, T, E]
+    keys = k.transpose(0, 2, 1, 3)  # [B, K, T, E]
   else:
     cache = {"k": _write_cache(cache["k"], k.transpose(0, 2, 3, 1), cache_index, axis=3),
              "v": _write_cache(cache["v"], v, cache_index, axis=2)}
     span = mask_BxTxS.shape[-1]  # the slots attended to (a prefill: its own T)
     keys = cache["k"][..., :span].astype(dt)  # [B, K, E, S]
     v = cache["v"][:, :, :span].astype(dt)  # [B, K, S, E]
-    spec = "btkge,bkes->bkgts"
   b, t, h, e = q.shape
   kh = v.shape[1]
   q = q.reshape(b, t, kh, h // kh, e)
@@ -158,13 +157,17 @@ def gqa_attention(p: Params, x_BxTxD: Array, cos: Array, sin: Array, mask_BxTxS:
   if decode:  # sum over E of [B, K, G, E, S]
     s = jnp.sum(q[:, 0, :, :, :, None].astype(f32) * keys[:, :, None].astype(f32), axis=3)
     s = s[:, :, :, None]  # [B, K, G, 1, S]
-  else:
-    s = jnp.einsum(spec, q, keys, preferred_element_type=f32)
+  elif cache is None:
+    s = jnp.einsum("btkge,bkse->bkgts", q, keys, preferred_element_type=f32)
+  else:  # a prefill: float32 operands (XLA:CPU has no bf16 x bf16 -> f32 dot that
+    # contracts the cache's E axis; on TPU an f32 dot runs bf16 passes anyway)
+    s = jnp.einsum("btkge,bkes->bkgts", q.astype(f32), keys.astype(f32))
   s = s * (e ** -0.5)
   s = jnp.where(mask_BxTxS[:, None, None], s, NEG_INF)
   w = jax.nn.softmax(s, axis=-1).astype(dt)
-  if decode:  # sum over S of [B, K, G, S, E]
-    o = jnp.sum(w[:, :, :, 0, :, None] * v[:, :, None], axis=3).reshape(b, 1, h * e)
+  if decode:  # sum over S of [B, K, G, S, E], accumulated in float32 as the dot would
+    o = jnp.sum(w[:, :, :, 0, :, None].astype(f32) * v[:, :, None].astype(f32), axis=3)
+    o = o.astype(dt).reshape(b, 1, h * e)
   else:
     # Batch axes (b, k) lead the output as XLA's dot emits it; moving t first after the
     # dot is far cheaper than a dot that writes the permuted layout.

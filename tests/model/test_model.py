@@ -53,6 +53,27 @@ def test_causal_and_cache_decode_matches_forward(name):
   np.testing.assert_allclose(jnp.concatenate(steps, 1), logits, atol=2e-5, rtol=1e-5)
 
 
+def test_bfloat16_cache_decode_tracks_forward():
+  # bf16 activations: decode from the cache against the full forward, within bf16's
+  # resolution (both round differently; a wrong slot or dtype path is far off).
+  cfg = configs.model_config(dtype="bfloat16", qkv_bias=True)
+  params = model.init_params(cfg, jax.random.key(0))
+  toks = jax.random.randint(jax.random.key(1), (2, 12), 0, cfg.vocab_size)
+  want = jax.jit(lambda p, t: model.forward(p, t, cfg))(params, toks)
+  step = jax.jit(lambda p, t, c, i: model.apply(p, t, cfg, cache=c, cache_index=i)[:2])
+  _, cache = step(params, toks[:, :8], model.init_cache(cfg, 2, 16), 0)
+  got = []
+  for i in range(8, 12):
+    out, cache = step(params, toks[:, i:i + 1], cache, i)
+    got.append(out[:, 0])
+  got = np.asarray(jnp.stack(got, 1), np.float32)
+  ref = np.asarray(want[:, 8:12], np.float32)
+  scale = np.abs(ref).max()
+  assert np.abs(got - ref).max() < 0.03 * scale, (np.abs(got - ref).max(), scale)
+  # The greedy token agrees almost everywhere (ties within bf16 rounding may flip).
+  assert (got.argmax(-1) == ref.argmax(-1)).mean() >= 0.75
+
+
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_fused_projections_compute_the_same_function(name):
   cfg = CONFIGS[name]()
