@@ -13,8 +13,8 @@ One invocation measures, on this machine and in this order:
     (benchmarks/_sampler_peer_hf.py, benchmarks/_sampler_peer_tunix.py), on the dense
     shape;
 and prints one table: tokens/s (batch * new tokens / seconds of a whole `generate`
-call, best of --repeats after one warm-up call; compilation is the warm-up and is
-reported apart), our ratios to each peer, the fraction of the matmul peak our calls
+call, best of --repeats after one warm-up call, each after --settle seconds of idle;
+compilation is the warm-up and is reported apart), our ratios to each peer, the fraction of the matmul peak our calls
 reach, and the load average at the start and the end (the machine is shared: judge
 the noise by it).
 
@@ -30,7 +30,7 @@ Setup of the peers (once):
     # HF: .venv already has torch==2.13.0 (CPU) and transformers.
 
 Usage:
-    .venv/bin/python benchmarks/sampler.py                 # the full table (~15-25 min)
+    .venv/bin/python benchmarks/sampler.py                 # the full table (~5 min here)
     .venv/bin/python benchmarks/sampler.py --quick         # 1 timed call each, batch 1/64
     .venv/bin/python benchmarks/sampler.py --json out.json # also write every number
 """
