@@ -14,9 +14,9 @@ One invocation measures, on this machine and in this order:
     shape;
 and prints one table: tokens/s (batch * new tokens / seconds of a whole `generate`
 call, best of --repeats after one warm-up call, each after --settle seconds of idle;
-compilation is the warm-up and is reported apart), our ratios to each peer, the fraction of the matmul peak our calls
-reach, and the load average at the start and the end (the machine is shared: judge
-the noise by it).
+compilation is the warm-up and is reported apart), our ratios to each peer, the
+fraction of the matmul peak our calls reach, and the load average at the start and the
+end (the machine is shared: judge the noise by it).
 
 Shapes: vocab 4096, width 256, 4 layers, 8 heads, float32, prompt 32 tokens (random
 ids, the same for every engine), exactly 64 new tokens (no EOS). Dense: Qwen2 layout
