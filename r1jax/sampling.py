@@ -189,7 +189,7 @@ def sample_padded(params: Any, prompt_BxP: Array, prompt_len_B: Array, rng: Arra
   positions = jnp.maximum(jnp.arange(p)[None, :] - pad_B[:, None], 0)
   # Per-layer weights and caches, split once here: the loop below then slices nothing.
   # On CPU, from FUSE_MIN_ROWS rows, the projections that share an input are joined too
-  # (a weight copy per call; batch 16-64 decode 3-5% faster, batch 1 7% slower);
+  # (a weight copy per call; batch 16-64 decode 3-8% faster, batch 1 7% slower);
   # elsewhere that copy's memory is not worth it.
   params = model.unstack_layers(params)
   if jax.default_backend() == "cpu" and b >= FUSE_MIN_ROWS:
