@@ -153,11 +153,10 @@ def gqa_attention(p: Params, x_BxTxD: Array, cos: Array, sin: Array, mask_BxTxS:
   kh = v.shape[1]
   q = q.reshape(b, t, kh, h // kh, e)
   f32 = jnp.float32
-  decode = cache is not None and t == 1
-  if decode:  # sum over E of [B, K, G, E, S]
-    s = jnp.sum(q[:, 0, :, :, :, None].astype(f32) * keys[:, :, None].astype(f32), axis=3)
-    s = s[:, :, :, None]  # [B, K, G, 1, S]
-  elif cache is None:
+  if cache is not None and t == 1:  # decode
+    o = _decode_attention(q[:, 0], keys, v, mask_BxTxS[:, 0], e ** -0.5)
+    return _out_proj(o.astype(dt).reshape(b, 1, h * e), p["wo"].astype(dt)), cache
+  if cache is None:
     s = jnp.einsum("btkge,bkse->bkgts", q, keys, preferred_element_type=f32)
   else:  # a prefill: float32 operands (XLA:CPU has no bf16 x bf16 -> f32 dot that
     # contracts the cache's E axis; on TPU an f32 dot runs bf16 passes anyway)
@@ -165,14 +164,21 @@ def gqa_attention(p: Params, x_BxTxD: Array, cos: Array, sin: Array, mask_BxTxS:
   s = s * (e ** -0.5)
   s = jnp.where(mask_BxTxS[:, None, None], s, NEG_INF)
   w = jax.nn.softmax(s, axis=-1).astype(dt)
-  if decode:  # sum over S of [B, K, G, S, E], accumulated in float32 as the dot would
-    o = jnp.sum(w[:, :, :, 0, :, None].astype(f32) * v[:, :, None].astype(f32), axis=3)
-    o = o.astype(dt).reshape(b, 1, h * e)
-  else:
-    # Batch axes (b, k) lead the output as XLA's dot emits it; moving t first after the
-    # dot is far cheaper than a dot that writes the permuted layout.
-    o = jnp.einsum("bkgts,bkse->bkgte", w, v).transpose(0, 3, 1, 2, 4).reshape(b, t, h * e)
+  # Batch axes (b, k) lead the output as XLA's dot emits it; moving t first after the
+  # dot is far cheaper than a dot that writes the permuted layout.
+  o = jnp.einsum("bkgts,bkse->bkgte", w, v).transpose(0, 3, 1, 2, 4).reshape(b, t, h * e)
   return _out_proj(o, p["wo"].astype(dt)), cache
+
+
+def _decode_attention(q_BxKxGxE: Array, keys_BxKxExS: Array, v_BxKxSxE: Array,
+                      mask_BxS: Array, scale: float) -> Array:
+  """One query token's attention, [B, K, G, E] float32: the scores are a sum over E of
+  [B, K, G, E, S] and the output a sum over S of [B, K, G, S, E], each a fused loop
+  vectorised along its minor axis, accumulated in float32."""
+  f32 = jnp.float32
+  s = jnp.sum(q_BxKxGxE[..., None].astype(f32) * keys_BxKxExS[:, :, None].astype(f32), axis=3)
+  w = jax.nn.softmax(jnp.where(mask_BxS[:, None, None], s * scale, NEG_INF), axis=-1)
+  return jnp.sum(w[..., None] * v_BxKxSxE[:, :, None].astype(f32), axis=3)
 
 
 def _out_proj(o_BxTxF: Array, wo_HxExD: Array) -> Array:
