@@ -314,10 +314,14 @@ def _run_stack(c: Any, x: Array, stack: Params, cache: Params | None, is_moe: bo
   return x, cache, load, bal.sum()
 
 
+def _rope_dim(config: Any) -> int:
+  """Width of the rotated part of a query/key head."""
+  return config.head_dim if config.attention == "gqa" else config.mla.qk_rope_head_dim
+
+
 def rope_tables(config: Any, length: int) -> tuple[Array, Array]:
   """cos, sin [length, rope_dim/2] of positions 0..length-1, for `apply(rope_tables=)`."""
-  rope_dim = config.head_dim if config.attention == "gqa" else config.mla.qk_rope_head_dim
-  cos, sin = layers.rope_cos_sin(config.rope, rope_dim, jnp.arange(length)[None])
+  cos, sin = layers.rope_cos_sin(config.rope, _rope_dim(config), jnp.arange(length)[None])
   return cos[0], sin[0]
 
 
@@ -346,8 +350,7 @@ def apply(params: Params, tokens: Array, config: Any, *, positions: Array | None
   x = jnp.take(params["embed"], tokens, axis=0).astype(dt)
   x = sharding.constrain(x, ("batch", "length", "embed"))
   if rope_tables is None:
-    rope_dim = c.head_dim if c.attention == "gqa" else c.mla.qk_rope_head_dim
-    cos, sin = layers.rope_cos_sin(c.rope, rope_dim, positions)
+    cos, sin = layers.rope_cos_sin(c.rope, _rope_dim(c), positions)
   else:
     cos, sin = rope_tables[0][positions], rope_tables[1][positions]
   # A prefill (the T tokens written from a static slot 0) attends to those T slots only,
