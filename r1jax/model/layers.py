@@ -158,8 +158,9 @@ def gqa_attention(p: Params, x_BxTxD: Array, cos: Array, sin: Array, mask_BxTxS:
     return _out_proj(o.astype(dt).reshape(b, 1, h * e), p["wo"].astype(dt)), cache
   if cache is None:
     s = jnp.einsum("btkge,bkse->bkgts", q, keys, preferred_element_type=f32)
-  else:  # a prefill: float32 operands (XLA:CPU has no bf16 x bf16 -> f32 dot that
-    # contracts the cache's E axis; on TPU an f32 dot runs bf16 passes anyway)
+  else:  # T > 1 tokens against the cache (a prefill): float32 operands (XLA:CPU has no
+    # bf16 x bf16 -> f32 dot that contracts the cache's E axis; on TPU an f32 dot runs
+    # bf16 passes anyway)
     s = jnp.einsum("btkge,bkes->bkgts", q.astype(f32), keys.astype(f32))
   s = s * (e ** -0.5)
   s = jnp.where(mask_BxTxS[:, None, None], s, NEG_INF)
