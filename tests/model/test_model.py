@@ -91,15 +91,14 @@ def test_fused_projections_compute_the_same_function(name):
     mlp = fused[stack]["mlp"] if "mlp" in fused[stack] else fused[stack]["moe"]["shared"]
     assert set(mlp) == {"w_gate_up", "w_down"}
   toks = jax.random.randint(jax.random.key(1), (2, 10), 0, cfg.vocab_size)
-  np.testing.assert_allclose(model.forward(fused, toks, cfg), model.forward(params, toks, cfg),
-                             atol=2e-5, rtol=1e-5)
+  want = model.forward(params, toks, cfg)
+  np.testing.assert_allclose(model.forward(fused, toks, cfg), want, atol=2e-5, rtol=1e-5)
   # Decode from a cache with the joined weights, layers split as the sampler runs them.
   unstacked = model.unstack_layers(fused)
   cache = model.unstack_layers(model.init_cache(cfg, 2, 16))
   out, cache, _ = model.apply(unstacked, toks[:, :9], cfg, cache=cache, cache_index=0)
   last, _, _ = model.apply(unstacked, toks[:, 9:], cfg, cache=cache, cache_index=9)
-  np.testing.assert_allclose(last[:, 0], model.forward(params, toks, cfg)[:, 9], atol=2e-5,
-                             rtol=1e-5)
+  np.testing.assert_allclose(last[:, 0], want[:, 9], atol=2e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
