@@ -16,7 +16,8 @@ Speed (benchmarks/sampler.py): the layer stacks are split once per call
 (`model.unstack_layers`), so a decode step slices no weights and no cache; rope cos/sin
 come from tables made once per call, and every uniform the call needs is drawn before
 the loop (no random-bits kernel per step); the prefill reads back only its own cache
-slots and computes logits at the last position only; a step's vocabulary max, exp and
+slots, and its final layer runs the query, output projection, MLP and head for the
+last position only (`apply(last_only=True)`: ~1/L of the prefill's work); a step's vocabulary max, exp and
 sum serve the greedy token, the draw (inverting the CDF: one uniform per row) and the
 log-normaliser, and the vocabulary is sorted only when top-k/top-p is on. Decode
 attention is two fused multiply-add loops over a transposed key cache
@@ -198,10 +199,9 @@ def sample_padded(params: Any, prompt_BxP: Array, prompt_len_B: Array, rng: Arra
   cache = jax.tree.map(lambda c: sharding.constrain(c, ("batch",) + (None,) * (c.ndim - 1)),
                        cache)
   rope = model.rope_tables(config, s)
-  hidden, cache, _ = model.apply(params, prompt_BxP, config, positions=positions, cache=cache,
-                                 cache_index=0, key_mask=key_mask, return_hidden=True,
-                                 rope_tables=rope)
-  logits = model.logits_from_hidden(params, hidden[:, -1:], config)  # the last position only
+  logits, cache, _ = model.apply(params, prompt_BxP, config, positions=positions, cache=cache,
+                                 cache_index=0, key_mask=key_mask, rope_tables=rope,
+                                 last_only=True)
   # Every uniform the call needs, drawn at once: one random-bits kernel per call and
   # none in the loop (on CPU a threefry split per step cost ~15% of a batch-1 step).
   u_NxB = sharding.constrain(jax.random.uniform(rng, (n, b), jnp.float32), (None, "batch"))

@@ -115,9 +115,11 @@ def _write_cache(cache: Array, new: Array, index: Array, axis: int = 1) -> Array
 
 
 def gqa_attention(p: Params, x_BxTxD: Array, cos: Array, sin: Array, mask_BxTxS: Array,
-                  cfg: Any, cache: Params | None, cache_index: Array
+                  cfg: Any, cache: Params | None, cache_index: Array, last_query: bool = False
                   ) -> tuple[Array, Params | None]:
-  """Grouped-query attention with RoPE; writes k/v into `cache` when given.
+  """Grouped-query attention with RoPE; writes k/v into `cache` when given. With
+  `last_query`, only the last position queries (output [B, 1, D]); keys and values
+  still come from all T positions.
 
   The cache holds keys transposed, [B, K, E, S], and values as [B, K, S, E] (heads
   lead, so a step writes one slot without moving the cache). A decode step (T = 1)
@@ -132,14 +134,18 @@ def gqa_attention(p: Params, x_BxTxD: Array, cos: Array, sin: Array, mask_BxTxS:
       qkv = qkv + p["bqkv"].astype(dt)
     h, kh = cfg.n_heads, cfg.n_kv_heads
     q, k, v = qkv[:, :, :h], qkv[:, :, h:h + kh], qkv[:, :, h + kh:]
+    q = q[:, -1:] if last_query else q
   else:
-    q = jnp.einsum("btd,dhe->bthe", x_BxTxD, p["wq"].astype(dt))
+    xq = x_BxTxD[:, -1:] if last_query else x_BxTxD
+    q = jnp.einsum("btd,dhe->bthe", xq, p["wq"].astype(dt))
     k = jnp.einsum("btd,dke->btke", x_BxTxD, p["wk"].astype(dt))
     v = jnp.einsum("btd,dke->btke", x_BxTxD, p["wv"].astype(dt))
     if cfg.qkv_bias:
       q, k, v = q + p["bq"].astype(dt), k + p["bk"].astype(dt), v + p["bv"].astype(dt)
-  q = sharding.constrain(apply_rope(q, cos, sin), ("batch", "length", "heads", "head_dim"))
   k = apply_rope(k, cos, sin)
+  if last_query:
+    cos, sin, mask_BxTxS = cos[:, -1:], sin[:, -1:], mask_BxTxS[:, -1:]
+  q = sharding.constrain(apply_rope(q, cos, sin), ("batch", "length", "heads", "head_dim"))
   v = v.transpose(0, 2, 1, 3)  # [B, K, T, E]
   if cache is None:
     keys = k.transpose(0, 2, 1, 3)  # [B, K, T, E]
@@ -198,29 +204,33 @@ def mla_softmax_scale(cfg: Any) -> float:
 
 
 def mla_attention(p: Params, x_BxTxD: Array, cos: Array, sin: Array, mask_BxTxS: Array,
-                  cfg: Any, cache: Params | None, cache_index: Array
+                  cfg: Any, cache: Params | None, cache_index: Array, last_query: bool = False
                   ) -> tuple[Array, Params | None]:
   """Multi-head latent attention (DeepSeek-V2/V3).
 
   The cache holds the normalised latent c_kv [B,S,R] and the roped shared key [B,S,N].
   With one query token (decode) the up-projections are absorbed into the query and the
   output, so per-head keys/values are never materialised; otherwise (training, prefill)
-  they are expanded from the latent. Both compute the same function.
+  they are expanded from the latent. Both compute the same function. `last_query` as
+  for `gqa_attention` (the query then takes the absorbed path).
   """
   m = cfg.mla
   dt = x_BxTxD.dtype
+  xq = x_BxTxD[:, -1:] if last_query else x_BxTxD
   if m.q_lora_rank:
-    cq = jnp.einsum("btd,dq->btq", x_BxTxD, p["wq_a"].astype(dt))
+    cq = jnp.einsum("btd,dq->btq", xq, p["wq_a"].astype(dt))
     cq = rms_norm(cq, p["q_norm"], cfg.norm_eps)
     q = jnp.einsum("btq,qhe->bthe", cq, p["wq_b"].astype(dt))
   else:
-    q = jnp.einsum("btd,dhe->bthe", x_BxTxD, p["wq"].astype(dt))
+    q = jnp.einsum("btd,dhe->bthe", xq, p["wq"].astype(dt))
   q = sharding.constrain(q, ("batch", "length", "heads", "head_dim"))
-  q_nope, q_pe = q[..., :m.qk_nope_head_dim], q[..., m.qk_nope_head_dim:]
-  q_pe = apply_rope(q_pe, cos, sin)
   kv_a = jnp.einsum("btd,dr->btr", x_BxTxD, p["wkv_a"].astype(dt))
   ckv = rms_norm(kv_a[..., :m.kv_lora_rank], p["kv_norm"], cfg.norm_eps)
   kpe = apply_rope(kv_a[..., m.kv_lora_rank:], cos, sin)
+  if last_query:
+    cos, sin, mask_BxTxS = cos[:, -1:], sin[:, -1:], mask_BxTxS[:, -1:]
+  q_nope, q_pe = q[..., :m.qk_nope_head_dim], q[..., m.qk_nope_head_dim:]
+  q_pe = apply_rope(q_pe, cos, sin)
   if cache is not None:
     cache = {"ckv": _write_cache(cache["ckv"], ckv, cache_index),
              "kpe": _write_cache(cache["kpe"], kpe, cache_index)}
@@ -230,7 +240,7 @@ def mla_attention(p: Params, x_BxTxD: Array, cos: Array, sin: Array, mask_BxTxS:
   wk_b, wv_b = wkv_b[..., :m.qk_nope_head_dim], wkv_b[..., m.qk_nope_head_dim:]
   scale = mla_softmax_scale(cfg)
   s_pe = jnp.einsum("bthn,bsn->bhts", q_pe, kpe, preferred_element_type=jnp.float32)
-  absorbed = x_BxTxD.shape[1] == 1
+  absorbed = q.shape[1] == 1
   if absorbed:
     q_lat = jnp.einsum("bthe,rhe->bthr", q_nope, wk_b)
     s_nope = jnp.einsum("bthr,bsr->bhts", q_lat, ckv, preferred_element_type=jnp.float32)

@@ -14,6 +14,7 @@ Shape letters: B batch, T length, S cache slots, D width, V vocab, L layers.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -257,11 +258,16 @@ def _cache_len(cache: Params) -> int:
 
 
 def _block(c: Any, x: Array, lp: Params, lcache: Params | None, cos: Array, sin: Array,
-           mask: Array, cache_index: Array, token_mask: Array | None, is_moe: bool
-           ) -> tuple[Array, Params | None, Array, Array]:
+           mask: Array, cache_index: Array, token_mask: Array | None, is_moe: bool,
+           last_only: bool = False) -> tuple[Array, Params | None, Array, Array]:
+  """One decoder layer; with `last_only`, every position feeds the keys and values
+  (and the cache) but only the last one goes on (output [B, 1, D])."""
   attend = layers.gqa_attention if c.attention == "gqa" else layers.mla_attention
   h, lcache = attend(lp["attn"], layers.rms_norm(x, lp["attn_norm"], c.norm_eps), cos, sin,
-                     mask, c, lcache, cache_index)
+                     mask, c, lcache, cache_index, last_query=last_only)
+  if last_only:
+    x = x[:, -1:]
+    token_mask = None if token_mask is None else token_mask[:, -1:]
   x = sharding.constrain(x + h, ("batch", "length", "embed"))
   y = layers.rms_norm(x, lp["mlp_norm"], c.norm_eps)
   n_exp = max(c.moe.n_routed_experts, 1)
@@ -292,26 +298,37 @@ def _block(c: Any, x: Array, lp: Params, lcache: Params | None, cos: Array, sin:
 
 
 def _run_stack(c: Any, x: Array, stack: Params, cache: Params | None, is_moe: bool, cos: Array,
-               sin: Array, mask: Array, cache_index: Array, token_mask: Array | None
-               ) -> tuple[Array, Params | None, Array, Array]:
-  def body(x, inputs):
+               sin: Array, mask: Array, cache_index: Array, token_mask: Array | None,
+               last_only: bool = False) -> tuple[Array, Params | None, Array, Array]:
+  """The layers of one stack; `last_only` applies to its final layer (see `_block`)."""
+  def layer(last, x, inputs):
     lp, lcache = inputs
     x, lcache, load, bal = _block(c, x, lp, lcache, cos, sin, mask, cache_index, token_mask,
-                                  is_moe)
+                                  is_moe, last)
     return x, (lcache, load, bal)
 
+  body, last_body = functools.partial(layer, False), functools.partial(layer, True)
   if c.remat:
-    body = jax.checkpoint(body, prevent_cse=False)
+    body, last_body = (jax.checkpoint(f, prevent_cse=False) for f in (body, last_body))
   if isinstance(stack, tuple):  # unstacked layers (`unstack_layers`): an unrolled loop
     caches, loads, bals = [], [], []
     for i, lp in enumerate(stack):
-      x, (lc, ld, bl) = body(x, (lp, None if cache is None else cache[i]))
+      f = last_body if last_only and i == len(stack) - 1 else body
+      x, (lc, ld, bl) = f(x, (lp, None if cache is None else cache[i]))
       caches.append(lc)
       loads.append(ld)
       bals.append(bl)
     return x, None if cache is None else tuple(caches), jnp.stack(loads), sum(bals)
-  x, (cache, load, bal) = jax.lax.scan(body, x, (stack, cache))
-  return x, cache, load, bal.sum()
+  if not last_only:
+    x, (cache, load, bal) = jax.lax.scan(body, x, (stack, cache))
+    return x, cache, load, bal.sum()
+  # The final layer apart: scan the others, then join its cache and statistics back on.
+  x, (cache_f, load_f, bal_f) = jax.lax.scan(body, x, jax.tree.map(lambda a: a[:-1],
+                                                                     (stack, cache)))
+  x, (lc, ld, bl) = last_body(x, jax.tree.map(lambda a: a[-1], (stack, cache)))
+  join = lambda a, b: jnp.concatenate([a, b[None]])
+  cache = None if cache is None else jax.tree.map(join, cache_f, lc)
+  return x, cache, join(load_f, ld), bal_f.sum() + bl
 
 
 def _rope_dim(config: Any) -> int:
@@ -328,8 +345,8 @@ def rope_tables(config: Any, length: int) -> tuple[Array, Array]:
 def apply(params: Params, tokens: Array, config: Any, *, positions: Array | None = None,
           cache: Params | None = None, cache_index: Array | int = 0,
           key_mask: Array | None = None, token_mask: Array | None = None,
-          return_hidden: bool = False, rope_tables: tuple[Array, Array] | None = None
-          ) -> tuple[Array, Params | None, Aux]:
+          return_hidden: bool = False, rope_tables: tuple[Array, Array] | None = None,
+          last_only: bool = False) -> tuple[Array, Params | None, Aux]:
   """Full forward: logits float32 [B, T, V], the updated cache, and MoE aux outputs.
 
   tokens: int32 [B, T]. positions: int32 [B, T] (default 0..T-1). With `cache`, the T
@@ -340,7 +357,10 @@ def apply(params: Params, tokens: Array, config: Any, *, positions: Array | None
   the MoE load statistics and balance loss. Params and cache may have their layer stacks
   split by `unstack_layers` (both or neither). `rope_tables` (from `rope_tables`, longer
   than every position) are looked up instead of recomputing cos/sin: a decode loop
-  then evaluates no trigonometry per step.
+  then evaluates no trigonometry per step. With `last_only`, the output (logits or
+  hidden) is the last position's alone, [B, 1, ...]: the final layer then computes
+  keys and values (and the cache) for every position but its query, output
+  projection and MLP for the last one only (a sampler's prefill: ~1/L of its work).
   """
   c = config
   b, t = tokens.shape
@@ -366,11 +386,13 @@ def apply(params: Params, tokens: Array, config: Any, *, positions: Array | None
   n_exp = max(c.moe.n_routed_experts, 1)
   load = jnp.zeros((0, n_exp), jnp.int32)
   bal = jnp.zeros((), jnp.float32)
+  final_stack = [n for n in STACKS if n in params][-1]
   for name, is_moe in (("dense_layers", False), ("moe_layers", True)):
     if name not in params:
       continue
     x, lc, ld, bl = _run_stack(c, x, params[name], None if cache is None else cache[name],
-                               is_moe, cos, sin, mask, cache_index, token_mask)
+                               is_moe, cos, sin, mask, cache_index, token_mask,
+                               last_only and name == final_stack)
     if cache is not None:
       new_cache[name] = lc
     if is_moe:

@@ -102,6 +102,50 @@ def test_fused_projections_compute_the_same_function(name):
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_last_only_is_the_last_position_of_the_full_pass(name):
+  # The final layer runs its query, output projection and MLP for the last position
+  # only: logits must equal the full pass's last row, the cache must equal a full
+  # prefill's (every position's keys/values), and decoding on from it must agree.
+  cfg = CONFIGS[name]()
+  params = _nonzero_bias(cfg, model.init_params(cfg, jax.random.key(0)))
+  toks = jax.random.randint(jax.random.key(1), (2, 10), 0, cfg.vocab_size)
+  want = model.forward(params, toks, cfg)
+  got, _, _ = model.apply(params, toks, cfg, last_only=True)
+  assert got.shape == (2, 1, cfg.vocab_size)
+  np.testing.assert_allclose(got, want[:, -1:], atol=2e-5, rtol=1e-5)
+  variants = {"stacked": (params, lambda c: c),
+              "unstacked": (model.unstack_layers(params), model.unstack_layers),
+              "unstacked_fused": (model.unstack_layers(model.fuse_projections(params)),
+                                  model.unstack_layers)}
+  _, full_cache, full_aux = model.apply(params, toks[:, :9], cfg,
+                                        cache=model.init_cache(cfg, 2, 16), cache_index=0)
+  for label, (p, split) in variants.items():
+    out, cache, aux = model.apply(p, toks[:, :9], cfg, cache=split(model.init_cache(cfg, 2, 16)),
+                                  cache_index=0, last_only=True)
+    np.testing.assert_allclose(out[:, 0], want[:, 8], atol=2e-5, rtol=1e-5, err_msg=label)
+    for a, b in zip(jax.tree.leaves(split(full_cache)), jax.tree.leaves(cache)):
+      np.testing.assert_allclose(a, b, atol=2e-6, err_msg=label)
+    nxt, _, _ = model.apply(p, toks[:, 9:], cfg, cache=cache, cache_index=9)
+    np.testing.assert_allclose(nxt[:, 0], want[:, 9], atol=2e-5, rtol=1e-5, err_msg=label)
+    if cfg.moe.n_routed_experts:  # the final layer routes the last position only
+      k = cfg.moe.num_experts_per_tok
+      np.testing.assert_array_equal(aux.expert_load[:-1], full_aux.expert_load[:-1])
+      assert int(aux.expert_load[-1].sum()) == 2 * k, label
+      assert int(full_aux.expert_load[-1].sum()) == 2 * 9 * k
+
+
+def test_last_only_with_remat_and_one_layer():
+  # The stacked path splits off the final layer: also with remat, and with a stack of
+  # one layer (the scan over the others is then empty).
+  cfg = configs.model_config(n_layers=1, remat=True)
+  params = model.init_params(cfg, jax.random.key(0))
+  toks = jax.random.randint(jax.random.key(1), (2, 7), 0, cfg.vocab_size)
+  got = jax.jit(lambda p: model.apply(p, toks, cfg, last_only=True)[0])(params)
+  np.testing.assert_allclose(got, model.forward(params, toks, cfg)[:, -1:], atol=2e-5,
+                             rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_rope_tables_equal_computed_rope(name):
   cfg = CONFIGS[name]()
   params = model.init_params(cfg, jax.random.key(0))
