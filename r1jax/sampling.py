@@ -144,29 +144,31 @@ def _choose(logits_BxV: Array, u_B: Array, temperature: Array, top_p: Array, top
   """(token [B], its untruncated logprob [B]) under the module's convention; u_B are
   uniforms in [0, 1), one per row, that decide the draw (unused when greedy).
 
-  The row maximum, exp(logits - max) and its sum are formed once and serve the greedy
-  token, the draw (when neither top-k nor top-p cuts) and the log-normaliser.
+  The row maximum, exp((logits - max) / temperature) and its sum are formed once and
+  serve the greedy token, the draw (when neither top-k nor top-p cuts) and the
+  log-normaliser; the logits are never divided by the temperature as a separate pass
+  (on CPU each pass over [64, 4096] costs ~1% of a batch-64 decode step).
   """
   greedy = temperature <= 0
-  t = jnp.where(greedy, 1.0, temperature)
-  scaled = logits_BxV / t
-  max_B1 = jnp.max(scaled, axis=-1, keepdims=True)
+  inv_t = 1.0 / jnp.where(greedy, 1.0, temperature)
+  max_B1 = jnp.max(logits_BxV, axis=-1, keepdims=True)
   # The greedy token, and the draw's fallback (V - 1 for a row without finite logits).
   # From two plain reductions: XLA:CPU runs jnp.argmax's (value, index) reduction ~2.7x
   # slower ([64, 4096] f32: 870 vs 317 us).
-  first_max_B = _first_max_index(scaled, max_B1)
+  first_max_B = _first_max_index(logits_BxV, max_B1)
   shift_B1 = jnp.where(jnp.isfinite(max_B1), max_B1, 0.0)
-  e_BxV = jnp.exp(scaled - shift_B1)
+  e_BxV = jnp.exp((logits_BxV - shift_B1) * inv_t)
 
   def draw(_):
+    # Truncation is invariant to the shift: the kept tokens' exp values are e_BxV's.
     p = jax.lax.cond((top_k > 0) | (top_p < 1),
-                     lambda: jnp.exp(_truncate(scaled, top_k, top_p) - shift_B1),
+                     lambda: jnp.exp(_truncate((logits_BxV - shift_B1) * inv_t, top_k, top_p)),
                      lambda: e_BxV)
     return _categorical(u_B, p, first_max_B)
 
   tok = jax.lax.cond(greedy, lambda _: first_max_B, draw, None).astype(jnp.int32)
-  picked = jnp.take_along_axis(scaled, tok[:, None], axis=-1)[:, 0]
-  return tok, picked - shift_B1[:, 0] - jnp.log(jnp.sum(e_BxV, axis=-1))
+  picked = jnp.take_along_axis(logits_BxV, tok[:, None], axis=-1)[:, 0]
+  return tok, (picked - shift_B1[:, 0]) * inv_t - jnp.log(jnp.sum(e_BxV, axis=-1))
 
 
 @functools.partial(jax.jit, static_argnames=("config", "gen_bucket"))
