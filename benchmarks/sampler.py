@@ -4,7 +4,8 @@ One invocation measures, on this machine and in this order:
   * the matmul peak (a 2048^3 float32 `jnp.dot`) and the memory-copy bandwidth;
   * ours (`sampling.generate`) on a small dense (Qwen2 layout) and a small MLA + MoE
     config at batch 1, 16 and 64, sampling at temperature 1 over the full vocabulary
-    and greedy;
+    and greedy, with the weights `sampling.prepare`d once ("ours") and as trained
+    ("raw": each call splits and joins them itself, as in the RL loop);
   * (a) the same models without a cache: one jitted loop that recomputes the whole
     (fixed-length, right-padded) sequence at every step, logits at the last position
     only, same token choice;
@@ -162,12 +163,18 @@ def prompts_array() -> np.ndarray:
 
 
 class Ours:
-  """`sampling.generate` in this process (EOS off: exactly NEW_TOKENS per row)."""
+  """`sampling.generate` in this process (EOS off: exactly NEW_TOKENS per row), with the
+  weights `sampling.prepare`d once (as the peers hold theirs in the layout they run;
+  `prepare_s` is that one-off cost) or, `prepared=False`, as trained (the RL loop's
+  path: every call splits the layer stacks and joins projections itself)."""
 
-  def __init__(self, cfg: Any, params: Any, prompts: np.ndarray):
+  def __init__(self, cfg: Any, params: Any, prompts: np.ndarray, prepared: bool = True):
     # Frozen once, as the RL loop does (generate would convert a ConfigDict at every call).
     self.cfg = ml_collections.FrozenConfigDict(cfg)
-    self.params, self.prompts = params, prompts
+    self.prompts = prompts
+    t0 = time.perf_counter()
+    self.params = jax.block_until_ready(sampling.prepare(params)) if prepared else params
+    self.prepare_s = time.perf_counter() - t0
 
   def applies(self, batch: int, mode: str) -> bool:
     return True
@@ -304,7 +311,7 @@ def main() -> None:
   ap.add_argument("--no-cache-moe-max-batch", type=int, default=16,
                   help="largest batch of the MoE no-cache baseline (its routed experts run "
                        "as ragged_dot, which XLA:CPU expands to all experts: minutes a call)")
-  ap.add_argument("--skip", default="", help="comma-separated: moe,nocache,hf,tunix")
+  ap.add_argument("--skip", default="", help="comma-separated: moe,raw,nocache,hf,tunix")
   ap.add_argument("--hf-python", default=str(ROOT / ".venv" / "bin" / "python"))
   ap.add_argument("--tunix-python", default=str(ROOT / ".venv-tunix" / "bin" / "python"))
   ap.add_argument("--json", default=None, help="write every measurement to this file")
@@ -333,6 +340,9 @@ def main() -> None:
     params = model.init_params(cfg, jax.random.key(SEED))
     report[f"{name}_weight_mib"] = weight_bytes_per_step(params) / 2 ** 20
     engines[f"ours/{name}"] = Ours(cfg, params, prompts)
+    report[f"{name}_prepare_s"] = engines[f"ours/{name}"].prepare_s
+    if "raw" not in skip:
+      engines[f"raw/{name}"] = Ours(cfg, params, prompts, prepared=False)
     if "nocache" not in skip:
       engines[f"nocache/{name}"] = NoCache(
           cfg, params, prompts, 64 if name == "dense" else args.no_cache_moe_max_batch)
@@ -387,7 +397,7 @@ def main() -> None:
   print()
   print("Decode throughput, tokens/s = batch x 64 new tokens / seconds of a whole generate "
         f"call (prompt 32), best of {repeats} after a warm-up")
-  hdr = (f"{'model':5s} {'batch':>5s} {'mode':6s} | {'ours':>7s} {'no-cache':>8s} {'HF':>7s} "
+  hdr = (f"{'model':5s} {'batch':>5s} {'mode':6s} | {'ours':>7s} {'raw':>7s} {'no-cache':>8s} {'HF':>7s} "
          f"{'Tunix':>7s} | {'x no-cache':>10s} {'x HF':>6s} {'x Tunix':>7s} | "
          f"{'compile s':>9s} {'%peak':>5s}")
   print(hdr)
@@ -397,6 +407,7 @@ def main() -> None:
     for b in batches:
       for mode in MODES:
         o = tps(f"ours/{name}/{b}/{mode}", b)
+        raw = tps(f"raw/{name}/{b}/{mode}", b)
         nc = tps(f"nocache/{name}/{b}/{mode}", b)
         hf = tps(f"hf/{name}/{b}/{mode}", b)
         tx = tps(f"tunix/{name}/{b}/{mode}", b)
@@ -405,14 +416,18 @@ def main() -> None:
         compile_s = entry["first_s"] - min(entry["times_s"])
         frac = call_flops(cfg, b) / min(entry["times_s"]) / 1e9 / peak
         table[f"{name}/{b}/{mode}"] = {
-            "ours": o, "nocache": nc, "hf": hf, "tunix": tx, "x_nocache": ratio(nc),
+            "ours": o, "raw": raw, "nocache": nc, "hf": hf, "tunix": tx, "x_nocache": ratio(nc),
             "x_hf": ratio(hf), "x_tunix": ratio(tx), "compile_s": compile_s,
             "peak_fraction": frac}
-        print(f"{name:5s} {b:5d} {mode:6s} | {_fmt(o):>7s} {_fmt(nc):>8s} {_fmt(hf):>7s} "
+        print(f"{name:5s} {b:5d} {mode:6s} | {_fmt(o):>7s} {_fmt(raw):>7s} {_fmt(nc):>8s} {_fmt(hf):>7s} "
               f"{_fmt(tx):>7s} | {_fmt(ratio(nc), '.1f'):>10s} {_fmt(ratio(hf), '.2f'):>6s} "
               f"{_fmt(ratio(tx), '.2f'):>7s} | {compile_s:9.2f} {100 * frac:5.1f}")
   report["table"] = table
   print()
+  print("ours: weights `sampling.prepare`d once (" + ", ".join(
+      f"{n} {report[f'{n}_prepare_s'] * 1e3:.0f} ms incl. compilation" for n in cfgs)
+        + "); raw: params as trained, split and joined inside every call (the RL loop's "
+        "path).")
   print("compile s: our first call minus our best call (one compilation per batch bucket; "
         "greedy reuses the sampling one, so ~0 there).")
   print(f"%peak: our useful model FLOPs per call (prefill + decode, approximate) / call "

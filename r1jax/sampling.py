@@ -192,9 +192,10 @@ def sample_padded(params: Any, prompt_BxP: Array, prompt_len_B: Array, rng: Arra
   positions = jnp.maximum(jnp.arange(p)[None, :] - pad_B[:, None], 0)
   # Per-layer weights and caches, split once here: the loop below then slices nothing.
   # On CPU, from FUSE_MIN_ROWS rows, the projections that share an input are joined too
-  # (a weight copy per call; batch 16-64 decode 3-8% faster, batch 1 7% slower);
+  # (a weight copy per call; batch 16-64 decode 3-8% faster, batch 1 7% slower: there
+  # the copy costs more than the joined matmuls save, unless `prepare` made it once);
   # elsewhere that copy's memory is not worth it.
-  params = model.unstack_layers(params)
+  params = model.unstack_layers(params)  # both no-ops on `prepare`d weights
   if jax.default_backend() == "cpu" and b >= FUSE_MIN_ROWS:
     params = model.fuse_projections(params)
   cache = model.unstack_layers(model.init_cache(config, b, s))
@@ -242,11 +243,28 @@ def sample_padded(params: Any, prompt_BxP: Array, prompt_len_B: Array, rng: Arra
   return st.out, st.logp, st.length, truncated
 
 
+@jax.jit
+def prepare(params: Any) -> Any:
+  """The weights in the layout the sampler runs, made once: layer stacks split
+  (`model.unstack_layers`) and, on CPU, the projections that share an input joined
+  (`model.fuse_projections`). `generate` and `sample_padded` take the result in place
+  of `params` (same samples) and skip their per-call copy of the weights: ~1 ms on
+  CPU, 7-8% of a batch-1 call of benchmarks/sampler.py. For repeated calls with the
+  same weights (evaluation); it holds a second copy of them, as a call does while it
+  runs. The RL loop, whose weights change every step, passes its params as they are.
+  """
+  params = model.unstack_layers(params)
+  if jax.default_backend() == "cpu":
+    params = model.fuse_projections(params)
+  return params
+
+
 def generate(params: Any, config: Any, prompts: Sequence[Sequence[int]], *, rng: Array,
              max_new_tokens: int, temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
              eos_id: int | None = None, stop_ids: Sequence[int] = (), pad_id: int = 0,
              mesh: jax.sharding.Mesh | None = None, rules: Any = None) -> Samples:
-  """Samples a completion for each prompt (token-id lists of any lengths).
+  """Samples a completion for each prompt (token-id lists of any lengths). `params` as
+  trained, or `prepare(params)` for repeated calls.
 
   With `mesh`/`rules`, rows are split over the batch mesh axes; the samples equal the
   single-device ones for the same rng.

@@ -180,6 +180,38 @@ def test_sharded_equals_unsharded(setup):
                              np.concatenate([np.asarray(x) for x in b.logprobs]), atol=1e-5)
 
 
+@pytest.mark.parametrize("rows", [1, sampling.FUSE_MIN_ROWS])
+def test_prepared_weights_give_the_same_samples(setup, rows):
+  # `prepare` splits (and on CPU joins) the weights once; the samples must not change,
+  # on one device and sharded. Checked against the forward pass too, so that a prepared
+  # layout both paths got wrong in the same way would still show.
+  cfg, params = setup
+  prepared = sampling.prepare(params)
+  stack = "dense_layers" if "dense_layers" in prepared else "moe_layers"
+  assert isinstance(prepared[stack], tuple)
+  assert sampling.prepare(prepared) is not None  # preparing twice is harmless
+  prompts = [PROMPTS[i % len(PROMPTS)] + [i % 5 + 1] for i in range(rows)]
+  kw = dict(rng=jax.random.key(4), max_new_tokens=6, temperature=1.0, top_p=0.95)
+  a = sampling.generate(params, cfg, prompts, **kw)
+  b = sampling.generate(prepared, cfg, prompts, **kw)
+  c = sampling.generate(sampling.prepare(prepared), cfg, prompts, **kw)
+  assert a.tokens == b.tokens == c.tokens
+  flat = lambda s: np.concatenate([np.asarray(x) for x in s.logprobs])
+  np.testing.assert_allclose(flat(b), flat(a), atol=1e-5)
+  logp = jax.nn.log_softmax(model.forward(params, jnp.asarray([prompts[0] + b.tokens[0]]),
+                                          cfg)[0], axis=-1)
+  ref = [float(logp[len(prompts[0]) - 1 + j, t]) for j, t in enumerate(b.tokens[0])]
+  np.testing.assert_allclose(b.logprobs[0], ref, atol=1e-4)
+  mcfg = configs.mesh_config(data=2, fsdp=2, expert=2, tensor=1)
+  mesh = sharding.make_mesh(mcfg)
+  sharded = jax.device_put(params, sharding.tree_shardings(mesh, mcfg.rules,
+                                                           model.param_axes(cfg), params))
+  d = sampling.generate(sampling.prepare(sharded), cfg, prompts * 8 if rows == 1 else prompts,
+                        mesh=mesh, rules=mcfg.rules, **kw)
+  want = a if rows > 1 else sampling.generate(params, cfg, prompts * 8, **kw)
+  assert d.tokens == want.tokens
+
+
 def test_bad_arguments(setup):
   cfg, params = setup
   with pytest.raises(ValueError, match="max_seq_len"):

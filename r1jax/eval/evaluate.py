@@ -36,6 +36,7 @@ def evaluate(params: Any, model_cfg: Any, tok: Any, prompts: Sequence[str],
   texts: list[str] = []
   lengths: list[int] = []
   truncated: list[bool] = []
+  params = sampling.prepare(params)  # once for all chunks (the weights do not change)
   for c, start in enumerate(range(0, len(rows), batch_rows)):
     chunk = rows[start:start + batch_rows]
     out = sampling.generate(params, model_cfg, [ids[i] for i in chunk],

@@ -214,7 +214,8 @@ def fuse_projections(params: Params) -> Params:
   from either form. XLA:CPU runs one wide small-batch matmul much faster than two
   narrow ones (the sampler's decode step: benchmarks/sampler.py); the join copies the
   weights once, so it is meant for a decode loop, not for a training step.
-  Routed experts and MLA projections are left as they are.
+  Routed experts and MLA projections are left as they are; joined weights stay as they
+  are (fusing twice is a no-op).
   """
   out = dict(params)
   for name in STACKS:
@@ -236,9 +237,9 @@ def _fuse_layer(layer: Params) -> Params:
     if "bq" in attn:
       attn["bqkv"] = jnp.concatenate([attn.pop(b) for b in ("bq", "bk", "bv")], axis=-2)
   layer["attn"] = attn
-  if "mlp" in layer:
+  if "w_gate" in layer.get("mlp", {}):
     layer["mlp"] = _fuse_swiglu(layer["mlp"])
-  if "shared" in layer.get("moe", {}):
+  if "w_gate" in layer.get("moe", {}).get("shared", {}):
     layer["moe"] = {**layer["moe"], "shared": _fuse_swiglu(layer["moe"]["shared"])}
   return layer
 
