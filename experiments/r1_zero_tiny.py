@@ -3,8 +3,8 @@ r"""R1-Zero in miniature on a laptop CPU: tokenizer, base pretraining, GRPO, eva
 Command:
   python -m r1jax.main --config=experiments/r1_zero_tiny.py --workdir=/tmp/r1_zero_tiny
   (`:smoke` runs the same pipeline for seconds; the tests use it.)
-Hardware: 2 CPU cores. Runtime: 7.3-8.3 minutes on a 2-core machine (pretraining
-~2.5 min, 60 GRPO steps ~3.5 min, evaluations and compilation the rest).
+Hardware: 2 CPU cores. Runtime: 2.6-2.7 minutes on a 2-core AMD EPYC with AVX-512
+(2026-12-01), 7.3-8.3 on an older 2-core AVX2 EPYC.
 
 Task: the last digit of a sum of 4-7 distinct digits ("What is the last digit of
 7+2+4?"). The base corpus answers half of the problems directly and half with a worked
