@@ -397,7 +397,8 @@ def main() -> None:
   print()
   print("Decode throughput, tokens/s = batch x 64 new tokens / seconds of a whole generate "
         f"call (prompt 32), best of {repeats} after a warm-up")
-  hdr = (f"{'model':5s} {'batch':>5s} {'mode':6s} | {'ours':>7s} {'raw':>7s} {'no-cache':>8s} {'HF':>7s} "
+  hdr = (f"{'model':5s} {'batch':>5s} {'mode':6s} | {'ours':>7s} {'raw':>7s} {'no-cache':>8s} "
+         f"{'HF':>7s} "
          f"{'Tunix':>7s} | {'x no-cache':>10s} {'x HF':>6s} {'x Tunix':>7s} | "
          f"{'compile s':>9s} {'%peak':>5s}")
   print(hdr)
@@ -419,7 +420,8 @@ def main() -> None:
             "ours": o, "raw": raw, "nocache": nc, "hf": hf, "tunix": tx, "x_nocache": ratio(nc),
             "x_hf": ratio(hf), "x_tunix": ratio(tx), "compile_s": compile_s,
             "peak_fraction": frac}
-        print(f"{name:5s} {b:5d} {mode:6s} | {_fmt(o):>7s} {_fmt(raw):>7s} {_fmt(nc):>8s} {_fmt(hf):>7s} "
+        print(f"{name:5s} {b:5d} {mode:6s} | {_fmt(o):>7s} {_fmt(raw):>7s} {_fmt(nc):>8s} "
+              f"{_fmt(hf):>7s} "
               f"{_fmt(tx):>7s} | {_fmt(ratio(nc), '.1f'):>10s} {_fmt(ratio(hf), '.2f'):>6s} "
               f"{_fmt(ratio(tx), '.2f'):>7s} | {compile_s:9.2f} {100 * frac:5.1f}")
   report["table"] = table

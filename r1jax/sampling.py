@@ -13,17 +13,18 @@ times; `max_new_tokens` itself is a traced scalar and the loop stops as soon as 
 row is done.
 
 Speed (benchmarks/sampler.py): the layer stacks are split once per call
-(`model.unstack_layers`), so a decode step slices no weights and no cache; rope cos/sin
-come from tables made once per call, and every uniform the call needs is drawn before
-the loop (no random-bits kernel per step); the prefill reads back only its own cache
-slots, and its final layer runs the query, output projection, MLP and head for the
-last position only (`apply(last_only=True)`: ~1/L of the prefill's work); a step's vocabulary max, exp and
-sum serve the greedy token, the draw (inverting the CDF: one uniform per row) and the
-log-normaliser, and the vocabulary is sorted only when top-k/top-p is on. Decode
-attention is two fused multiply-add loops over a transposed key cache
-(`layers.gqa_attention`). On CPU, from FUSE_MIN_ROWS rows, the projections that share
-an input run as one matmul (`model.fuse_projections`). A batch-1 step then streams every
-weight once (memory-bound); a batch-64 step is bound by XLA:CPU's small matmuls.
+(`model.unstack_layers`; or once for many calls by `prepare`), so a decode step slices
+no weights and no cache; rope cos/sin come from tables made once per call, and every
+uniform the call needs is drawn before the loop (no random-bits kernel per step); the
+prefill reads back only its own cache slots, and its final layer runs the query, output
+projection, MLP and head for the last position only (`apply(last_only=True)`: ~1/L of
+the prefill's work); a step's vocabulary max, exp and sum serve the greedy token, the
+draw (inverting the CDF: one uniform per row) and the log-normaliser, and the vocabulary
+is sorted only when top-k/top-p is on. Decode attention is two fused multiply-add loops
+over a transposed key cache (`layers.gqa_attention`). On CPU, from FUSE_MIN_ROWS rows,
+the projections that share an input run as one matmul (`model.fuse_projections`). A
+batch-1 step then streams every weight once (memory-bound); a batch-64 step is bound by
+XLA:CPU's small matmuls.
 
 Shape letters: B batch rows, P padded prompt length, N generation bucket, S = P + N
 cache slots, V vocabulary.
