@@ -8,9 +8,10 @@ Routing follows DeepSeek-V3 (arXiv 2412.19437, eqs. 12-16) in this order:
   4. top-k experts by masked s_sel
   5. weights = s at the chosen experts (unbiased), / their sum if norm_topk_prob,
      times routed_scaling_factor.
-Dispatch is dropless: the N*k (token, expert) pairs are sorted by expert and the
-expert MLPs run as `jax.lax.ragged_dot` over contiguous groups, so no token is ever
-dropped and no capacity factor exists.
+Dispatch is dropless: no token is ever dropped and no capacity factor exists. The N*k
+(token, expert) pairs are sorted by expert and the expert MLPs run as
+`jax.lax.ragged_dot` over contiguous groups; on CPU an equivalent dense form runs
+instead (`dispatch`).
 
 The bias is a parameter that receives no gradient (stop_gradient); the trainer moves
 it after each step by `update_router_bias` (auxiliary-loss-free balancing, eq. 16 and
@@ -56,20 +57,37 @@ def route(x_NxD: Array, router_DxE: Array, bias_E: Array, cfg: Any) -> Routing:
 
 
 def dispatch(x_NxD: Array, routing: Routing, w_gate_ExDxF: Array, w_up_ExDxF: Array,
-             w_down_ExFxD: Array) -> tuple[Array, Array]:
-  """Dropless expert MLPs: sort (token, expert) pairs by expert, ragged_dot, unsort.
+             w_down_ExFxD: Array, *, grouped: bool | None = None) -> tuple[Array, Array]:
+  """Dropless expert MLPs: the combined output [N, D] and the per-expert token counts [E].
 
-  Returns the combined output [N, D] and the per-expert token counts [E].
+  Two implementations of the same function. Grouped (`grouped=True`): the (token,
+  expert) pairs are sorted by expert, the MLPs run as `ragged_dot` over contiguous
+  groups (the chosen experts' work only, where ragged_dot has a grouped kernel: TPU,
+  GPU), then unsorted. Dense (`grouped=False`): every expert on every token, each
+  expert's activations scaled by its combine weight (zero where not chosen) before one
+  down projection that sums over experts. XLA:CPU expands ragged_dot to every expert on
+  every token anyway, and runs the dense form 1.6-2.2x faster (16 experts of width 176,
+  1-2048 tokens; the MoE sampler +48% at batch 1, +76% at 64), so `None` picks dense on
+  CPU and grouped elsewhere.
   """
   n, d = x_NxD.shape
   n_exp = w_gate_ExDxF.shape[0]
   k = routing.experts_Nxk.shape[1]
+  dt = x_NxD.dtype
   flat_expert = routing.experts_Nxk.reshape(-1)  # [N*k]
+  group_sizes = jnp.bincount(flat_expert, length=n_exp).astype(jnp.int32)
+  if grouped is None:
+    grouped = jax.default_backend() != "cpu"
+  if not grouped:
+    comb_NxE = jnp.zeros((n, n_exp), dt).at[jnp.arange(n)[:, None], routing.experts_Nxk].add(
+        routing.weights_Nxk.astype(dt))
+    g = jnp.einsum("nd,edf->nef", x_NxD, w_gate_ExDxF.astype(dt))
+    u = jnp.einsum("nd,edf->nef", x_NxD, w_up_ExDxF.astype(dt))
+    h = jax.nn.silu(g) * u * comb_NxE[..., None]
+    return jnp.einsum("nef,efd->nd", h, w_down_ExFxD.astype(dt)), group_sizes
   order = jnp.argsort(flat_expert, stable=True)
   token_of = order // k
   xs = x_NxD[token_of]  # [N*k, D], grouped by expert
-  group_sizes = jnp.bincount(flat_expert, length=n_exp).astype(jnp.int32)
-  dt = x_NxD.dtype
   g = jax.lax.ragged_dot(xs, w_gate_ExDxF.astype(dt), group_sizes)
   u = jax.lax.ragged_dot(xs, w_up_ExDxF.astype(dt), group_sizes)
   ys = jax.lax.ragged_dot(jax.nn.silu(g) * u, w_down_ExFxD.astype(dt), group_sizes)

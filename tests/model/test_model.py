@@ -1,5 +1,7 @@
 """Model invariants: causality, decode cache, MoE routing/dispatch/balancing, config errors."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -228,8 +230,19 @@ def _all_experts_reference(x, routing, wg, wu, wd):
   return jnp.einsum("ned,ne->nd", y, gate)
 
 
-@pytest.mark.parametrize("n_tokens", [1, 7, 64])
-def test_dropless_dispatch_equals_all_experts(n_tokens):
+def _per_token_reference(x, routing, wg, wu, wd):
+  """numpy, token by token over its chosen experts only."""
+  x, wg, wu, wd = (np.asarray(a, np.float64) for a in (x, wg, wu, wd))
+  silu = lambda a: a / (1 + np.exp(-a))
+  out = np.zeros_like(x)
+  for i, (experts, weights) in enumerate(zip(np.asarray(routing.experts_Nxk),
+                                              np.asarray(routing.weights_Nxk))):
+    for e, w in zip(experts, weights):
+      out[i] += w * ((silu(x[i] @ wg[e]) * (x[i] @ wu[e])) @ wd[e])
+  return out
+
+
+def _dispatch_case(n_tokens):
   cfg = _routing_cfg()
   ks = jax.random.split(jax.random.key(n_tokens), 6)
   x = jax.random.normal(ks[0], (n_tokens, 64))
@@ -238,11 +251,39 @@ def test_dropless_dispatch_equals_all_experts(n_tokens):
   bias = jnp.array([3.0, 3.0, 0, 0, 0, 0, 0, 0])
   wg, wu = (0.1 * jax.random.normal(k, (8, 64, 32)) for k in ks[2:4])
   wd = 0.1 * jax.random.normal(ks[4], (8, 32, 64))
-  r = moe.route(x, router, bias, cfg)
-  out, load = moe.dispatch(x, r, wg, wu, wd)
+  return x, moe.route(x, router, bias, cfg), wg, wu, wd
+
+
+@pytest.mark.parametrize("grouped", [True, False, None])
+@pytest.mark.parametrize("n_tokens", [1, 7, 64])
+def test_dropless_dispatch_equals_all_experts(n_tokens, grouped):
+  # Both forms (sorted + ragged_dot; dense over all experts) and the backend default.
+  x, r, wg, wu, wd = _dispatch_case(n_tokens)
+  out, load = moe.dispatch(x, r, wg, wu, wd, grouped=grouped)
   np.testing.assert_allclose(out, _all_experts_reference(x, r, wg, wu, wd), atol=1e-5,
                              rtol=1e-5)
+  np.testing.assert_allclose(out, _per_token_reference(x, r, wg, wu, wd), atol=1e-5,
+                             rtol=1e-5)
+  np.testing.assert_array_equal(load, np.bincount(np.asarray(r.experts_Nxk).ravel(),
+                                                  minlength=8))
   assert int(load.sum()) == n_tokens * 2
+
+
+def test_dispatch_forms_have_the_same_gradients():
+  # Training runs whichever form the backend picks: their gradients (inputs, combine
+  # weights, every expert weight) must agree.
+  x, r, wg, wu, wd = _dispatch_case(16)
+
+  def loss(grouped, x, w, wg, wu, wd):
+    out, _ = moe.dispatch(x, r._replace(weights_Nxk=w), wg, wu, wd, grouped=grouped)
+    return jnp.sum(jnp.sin(out))
+
+  args = (x, r.weights_Nxk, wg, wu, wd)
+  g_grouped = jax.grad(functools.partial(loss, True), argnums=range(5))(*args)
+  g_dense = jax.grad(functools.partial(loss, False), argnums=range(5))(*args)
+  for a, b in zip(g_grouped, g_dense):
+    assert float(jnp.abs(a).max()) > 0
+    np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-4)
 
 
 def test_balancing_bias_moves_loads_toward_uniform():
