@@ -3,7 +3,7 @@ r"""R1-Zero in miniature on a laptop CPU: tokenizer, base pretraining, GRPO, eva
 Command:
   python -m r1jax.main --config=experiments/r1_zero_tiny.py --workdir=/tmp/r1_zero_tiny
   (`:smoke` runs the same pipeline for seconds; the tests use it.)
-Hardware: 2 CPU cores. Runtime: 2.6-2.7 minutes on a 2-core AMD EPYC with AVX-512
+Hardware: 2 CPU cores. Runtime: 2.6-2.8 minutes on a 2-core AMD EPYC with AVX-512
 (2026-12-01), 7.3-8.3 on an older 2-core AVX2 EPYC.
 
 Task: the last digit of a sum of 4-7 distinct digits ("What is the last digit of
@@ -22,9 +22,9 @@ Figures 2 and 3).
 Measured (200 held-out problems x 8 samples; `benchmarks/r1_zero_tiny_seeds.py`; 2-core
 AMD EPYC with AVX-512, 2026-12-01; another CPU rounds differently and trains a different
 base, so the numbers move from machine to machine, the gains less so):
-  seed 0: pass@1 0.498 -> 0.750, cons@8 0.725 -> 0.820, thinks 62% -> 100%, 20.7 -> 28.2 tokens
-  seed 1: pass@1 0.328 -> 0.696, cons@8 0.500 -> 0.765, thinks 49% -> 100%, 18.1 -> 28.5 tokens
-  seed 2: pass@1 0.180 -> 0.343, cons@8 0.195 -> 0.400, thinks 41% -> 100%, 16.5 -> 28.4 tokens
+  seed 0: pass@1 0.155 -> 0.489, cons@8 0.190 -> 0.550, thinks 60% -> 99%, 20.3 -> 28.2 tokens
+  seed 1: pass@1 0.465 -> 0.816, cons@8 0.720 -> 0.880, thinks 53% -> 100%, 18.9 -> 28.5 tokens
+  seed 2: pass@1 0.295 -> 0.619, cons@8 0.435 -> 0.730, thinks 40% -> 100%, 16.2 -> 28.5 tokens
 """
 
 from r1jax import configs
