@@ -195,9 +195,11 @@ def sample_padded(params: Any, prompt_BxP: Array, prompt_len_B: Array, rng: Arra
   # On CPU, from FUSE_MIN_ROWS rows, the projections that share an input are joined too
   # (a weight copy per call; batch 16-64 decode 3-8% faster, batch 1 7% slower: there
   # the copy costs more than the joined matmuls save, unless `prepare` made it once);
-  # elsewhere that copy's memory is not worth it.
+  # with routed experts at every batch size (the dense expert form reads them joined,
+  # and XLA would transpose unjoined ones at every step); elsewhere that copy's memory
+  # is not worth it.
   params = model.unstack_layers(params)  # both no-ops on `prepare`d weights
-  if jax.default_backend() == "cpu" and b >= FUSE_MIN_ROWS:
+  if jax.default_backend() == "cpu" and (b >= FUSE_MIN_ROWS or "moe_layers" in params):
     params = model.fuse_projections(params)
   cache = model.unstack_layers(model.init_cache(config, b, s))
   cache = jax.tree.map(lambda c: sharding.constrain(c, ("batch",) + (None,) * (c.ndim - 1)),

@@ -79,12 +79,8 @@ def dispatch(x_NxD: Array, routing: Routing, w_gate_ExDxF: Array, w_up_ExDxF: Ar
   if grouped is None:
     grouped = jax.default_backend() != "cpu"
   if not grouped:
-    comb_NxE = jnp.zeros((n, n_exp), dt).at[jnp.arange(n)[:, None], routing.experts_Nxk].add(
-        routing.weights_Nxk.astype(dt))
-    g = jnp.einsum("nd,edf->nef", x_NxD, w_gate_ExDxF.astype(dt))
-    u = jnp.einsum("nd,edf->nef", x_NxD, w_up_ExDxF.astype(dt))
-    h = jax.nn.silu(g) * u * comb_NxE[..., None]
-    return jnp.einsum("nef,efd->nd", h, w_down_ExFxD.astype(dt)), group_sizes
+    return dispatch_joined(x_NxD, routing, join_gate_up(w_gate_ExDxF, w_up_ExDxF),
+                           w_down_ExFxD)
   order = jnp.argsort(flat_expert, stable=True)
   token_of = order // k
   xs = x_NxD[token_of]  # [N*k, D], grouped by expert
@@ -94,6 +90,30 @@ def dispatch(x_NxD: Array, routing: Routing, w_gate_ExDxF: Array, w_up_ExDxF: Ar
   w_sorted = routing.weights_Nxk.reshape(-1)[order].astype(dt)
   out = jnp.zeros((n, d), dt).at[token_of].add(ys * w_sorted[:, None])
   return out, group_sizes
+
+
+def join_gate_up(w_gate_ExDxF: Array, w_up_ExDxF: Array) -> Array:
+  """The routed experts' gate and up weights as one [D, 2, E, F] matrix (what
+  `dispatch_joined` multiplies by; `model.fuse_projections` makes it once)."""
+  return jnp.stack([w_gate_ExDxF, w_up_ExDxF]).transpose(2, 0, 1, 3)
+
+
+def dispatch_joined(x_NxD: Array, routing: Routing, w_gate_up_Dx2xExF: Array,
+                    w_down_ExFxD: Array) -> tuple[Array, Array]:
+  """`dispatch`'s dense form on joined gate|up weights (`join_gate_up`): one [N, D] x
+  [D, 2*E*F] matmul for every expert's gate and up, each expert's activations scaled by
+  its combine weight (zero where not chosen), one down projection summing over experts.
+  The join is the layout the matmul reads: a decode loop that got [E, D, F] weights would
+  transpose them at every step."""
+  n = x_NxD.shape[0]
+  n_exp = w_down_ExFxD.shape[0]
+  dt = x_NxD.dtype
+  comb_NxE = jnp.zeros((n, n_exp), dt).at[jnp.arange(n)[:, None], routing.experts_Nxk].add(
+      routing.weights_Nxk.astype(dt))
+  gu = jnp.einsum("nd,dcef->ncef", x_NxD, w_gate_up_Dx2xExF.astype(dt))
+  h = jax.nn.silu(gu[:, 0]) * gu[:, 1] * comb_NxE[..., None]
+  group_sizes = jnp.bincount(routing.experts_Nxk.reshape(-1), length=n_exp).astype(jnp.int32)
+  return jnp.einsum("nef,efd->nd", h, w_down_ExFxD.astype(dt)), group_sizes
 
 
 def sequence_balance_loss(routing: Routing, batch: int, cfg: Any,

@@ -210,12 +210,14 @@ def _fuse_swiglu(p: Params) -> Params:
 def fuse_projections(params: Params) -> Params:
   """Params with the matmuls that read the same input joined: GQA's q, k and v
   weights (and biases) into `wqkv` [(L,) D, H+2K, E] (`bqkv`), and every SwiGLU's gate
-  and up weights into `w_gate_up` [(L,) D, 2, F]. `apply` computes the same function
-  from either form. XLA:CPU runs one wide small-batch matmul much faster than two
+  and up weights into `w_gate_up` [(L,) D, 2, F]; per layer (after `unstack_layers`), the
+  routed experts' gate and up weights into `w_gate_up` [D, 2, E, F], which runs the
+  dense expert form (`moe.dispatch_joined`). `apply` computes the same function from
+  either form. XLA:CPU runs one wide small-batch matmul much faster than two
   narrow ones (the sampler's decode step: benchmarks/sampler.py); the join copies the
   weights once, so it is meant for a decode loop, not for a training step.
-  Routed experts and MLA projections are left as they are; joined weights stay as they
-  are (fusing twice is a no-op).
+  MLA projections are left as they are; joined weights stay as they are (fusing twice
+  is a no-op).
   """
   out = dict(params)
   for name in STACKS:
@@ -241,6 +243,11 @@ def _fuse_layer(layer: Params) -> Params:
     layer["mlp"] = _fuse_swiglu(layer["mlp"])
   if "w_gate" in layer.get("moe", {}).get("shared", {}):
     layer["moe"] = {**layer["moe"], "shared": _fuse_swiglu(layer["moe"]["shared"])}
+  if "w_gate" in layer.get("moe", {}) and layer["moe"]["w_gate"].ndim == 3:
+    # Routed experts, for `moe.dispatch_joined` (a stacked [L, E, D, F] group stays).
+    mp = dict(layer["moe"])
+    mp["w_gate_up"] = moe.join_gate_up(mp.pop("w_gate"), mp.pop("w_up"))
+    layer["moe"] = mp
   return layer
 
 
@@ -281,7 +288,10 @@ def _block(c: Any, x: Array, lp: Params, lcache: Params | None, cos: Array, sin:
     b, t, d = y.shape
     flat = y.reshape(b * t, d)
     r = moe.route(flat, mp["router"], mp["router_bias"], c)
-    out, load = moe.dispatch(flat, r, mp["w_gate"], mp["w_up"], mp["w_down"])
+    if "w_gate_up" in mp:  # joined by `fuse_projections`
+      out, load = moe.dispatch_joined(flat, r, mp["w_gate_up"], mp["w_down"])
+    else:
+      out, load = moe.dispatch(flat, r, mp["w_gate"], mp["w_up"], mp["w_down"])
     out = out.reshape(b, t, d)
     if c.moe.n_shared_experts:
       out = out + layers.swiglu(mp["shared"], y)

@@ -95,12 +95,21 @@ def test_fused_projections_compute_the_same_function(name):
   toks = jax.random.randint(jax.random.key(1), (2, 10), 0, cfg.vocab_size)
   want = model.forward(params, toks, cfg)
   np.testing.assert_allclose(model.forward(fused, toks, cfg), want, atol=2e-5, rtol=1e-5)
-  # Decode from a cache with the joined weights, layers split as the sampler runs them.
-  unstacked = model.unstack_layers(fused)
-  cache = model.unstack_layers(model.init_cache(cfg, 2, 16))
-  out, cache, _ = model.apply(unstacked, toks[:, :9], cfg, cache=cache, cache_index=0)
-  last, _, _ = model.apply(unstacked, toks[:, 9:], cfg, cache=cache, cache_index=9)
-  np.testing.assert_allclose(last[:, 0], want[:, 9], atol=2e-5, rtol=1e-5)
+  # Decode from a cache with the joined weights, layers split as the sampler runs them:
+  # joined then split, and split then joined (`sampling.prepare`; routed experts then
+  # join too and run the dense expert form).
+  split_then_joined = model.fuse_projections(model.unstack_layers(params))
+  if "moe_layers" in params:
+    layer = split_then_joined["moe_layers"][0]["moe"]
+    assert "w_gate_up" in layer and "w_gate" not in layer
+    e, d, f = params["moe_layers"]["moe"]["w_gate"].shape[1:]
+    assert layer["w_gate_up"].shape == (d, 2, e, f)
+  for unstacked in (model.unstack_layers(fused), split_then_joined):
+    np.testing.assert_allclose(model.forward(unstacked, toks, cfg), want, atol=2e-5, rtol=1e-5)
+    cache = model.unstack_layers(model.init_cache(cfg, 2, 16))
+    out, cache, _ = model.apply(unstacked, toks[:, :9], cfg, cache=cache, cache_index=0)
+    last, _, _ = model.apply(unstacked, toks[:, 9:], cfg, cache=cache, cache_index=9)
+    np.testing.assert_allclose(last[:, 0], want[:, 9], atol=2e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
@@ -118,7 +127,9 @@ def test_last_only_is_the_last_position_of_the_full_pass(name):
   variants = {"stacked": (params, lambda c: c),
               "unstacked": (model.unstack_layers(params), model.unstack_layers),
               "unstacked_fused": (model.unstack_layers(model.fuse_projections(params)),
-                                  model.unstack_layers)}
+                                  model.unstack_layers),
+              "prepared": (model.fuse_projections(model.unstack_layers(params)),
+                           model.unstack_layers)}
   _, full_cache, full_aux = model.apply(params, toks[:, :9], cfg,
                                         cache=model.init_cache(cfg, 2, 16), cache_index=0)
   for label, (p, split) in variants.items():
