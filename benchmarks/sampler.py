@@ -309,8 +309,8 @@ def main() -> None:
   ap.add_argument("--no-cache-repeats", type=int, default=1,
                   help="timed calls of the no-cache baseline (slow: ~1 min at batch 64)")
   ap.add_argument("--no-cache-moe-max-batch", type=int, default=16,
-                  help="largest batch of the MoE no-cache baseline (its routed experts run "
-                       "as ragged_dot, which XLA:CPU expands to all experts: minutes a call)")
+                  help="largest batch of the MoE no-cache baseline (on CPU its routed "
+                       "experts run every expert on every token: slow at batch 64)")
   ap.add_argument("--skip", default="", help="comma-separated: moe,raw,nocache,hf,tunix")
   ap.add_argument("--hf-python", default=str(ROOT / ".venv" / "bin" / "python"))
   ap.add_argument("--tunix-python", default=str(ROOT / ".venv-tunix" / "bin" / "python"))
