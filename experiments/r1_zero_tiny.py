@@ -22,9 +22,9 @@ Figures 2 and 3).
 Measured (200 held-out problems x 8 samples; `benchmarks/r1_zero_tiny_seeds.py`; 2-core
 AMD EPYC with AVX-512, 2026-12-01; another CPU rounds differently and trains a different
 base, so the numbers move from machine to machine, the gains less so):
-  seed 0: pass@1 0.155 -> 0.489, cons@8 0.190 -> 0.550, thinks 60% -> 99%, 20.3 -> 28.2 tokens
-  seed 1: pass@1 0.465 -> 0.816, cons@8 0.720 -> 0.880, thinks 53% -> 100%, 18.9 -> 28.5 tokens
-  seed 2: pass@1 0.295 -> 0.619, cons@8 0.435 -> 0.730, thinks 40% -> 100%, 16.2 -> 28.5 tokens
+  seed 0: pass@1 0.409 -> 0.631, cons@8 0.625 -> 0.705, thinks 61% -> 99%, 20.4 -> 28.2 tokens
+  seed 1: pass@1 0.265 -> 0.624, cons@8 0.400 -> 0.710, thinks 48% -> 100%, 18.0 -> 28.5 tokens
+  seed 2: pass@1 0.389 -> 0.714, cons@8 0.640 -> 0.785, thinks 44% -> 100%, 16.9 -> 28.4 tokens
 """
 
 from r1jax import configs
