@@ -251,8 +251,8 @@ def prepare(params: Any) -> Any:
   """The weights in the layout the sampler runs, made once: layer stacks split
   (`model.unstack_layers`) and, on CPU, the projections that share an input joined
   (`model.fuse_projections`). `generate` and `sample_padded` take the result in place
-  of `params` (same samples) and skip their per-call copy of the weights: ~1 ms on
-  CPU, 7-8% of a batch-1 call of benchmarks/sampler.py. For repeated calls with the
+  of `params` (same samples) and skip their per-call copy of the weights: 0.6-0.8 ms
+  on CPU, 4-5% of a batch-1 call of benchmarks/sampler.py. For repeated calls with the
   same weights (evaluation); it holds a second copy of them, as a call does while it
   runs. The RL loop, whose weights change every step, passes its params as they are.
   """
