@@ -356,8 +356,9 @@ def rope_tables(config: Any, length: int) -> tuple[Array, Array]:
 def apply(params: Params, tokens: Array, config: Any, *, positions: Array | None = None,
           cache: Params | None = None, cache_index: Array | int = 0,
           key_mask: Array | None = None, token_mask: Array | None = None,
-          return_hidden: bool = False, rope_tables: tuple[Array, Array] | None = None,
-          last_only: bool = False) -> tuple[Array, Params | None, Aux]:
+          segment_ids: Array | None = None, return_hidden: bool = False,
+          rope_tables: tuple[Array, Array] | None = None, last_only: bool = False
+          ) -> tuple[Array, Params | None, Aux]:
   """Full forward: logits float32 [B, T, V], the updated cache, and MoE aux outputs.
 
   tokens: int32 [B, T]. positions: int32 [B, T] (default 0..T-1). With `cache`, the T
@@ -365,7 +366,12 @@ def apply(params: Params, tokens: Array, config: Any, *, positions: Array | None
   valid slot; `key_mask` [B, S] marks valid key slots (S = T without a cache, else the
   cache length), e.g. to hide left padding. A prefill (a static `cache_index` of 0)
   reads back only the T slots it wrote. `token_mask` [B, T] marks real tokens for
-  the MoE load statistics and balance loss. Params and cache may have their layer stacks
+  the MoE load statistics and balance loss. `segment_ids` int32 [B, T] (no cache
+  only) packs several sequences into a row: a query attends only to keys of its own
+  segment, so each sequence computes exactly what it would alone, given `positions`
+  that restart at 0 per segment (both from `train.sft.pack`). Routing is per token, so
+  MoE outputs pack too; the sequence-wise balance loss, if on, still treats each row as
+  one sequence. Params and cache may have their layer stacks
   split by `unstack_layers` (both or neither). `rope_tables` (from `rope_tables`, longer
   than every position) are looked up instead of recomputing cos/sin: a decode loop
   then evaluates no trigonometry per step. With `last_only`, the output (logits or
@@ -376,6 +382,9 @@ def apply(params: Params, tokens: Array, config: Any, *, positions: Array | None
   c = config
   b, t = tokens.shape
   dt = layers.dtype_of(c.dtype)
+  if segment_ids is not None and (cache is not None or positions is None):
+    raise ValueError("segment_ids (packed sequences) needs per-segment `positions` and "
+                     "works only without a cache (training and scoring, not decoding)")
   if positions is None:
     positions = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32) + cache_index, (b, t))
   x = jnp.take(params["embed"], tokens, axis=0).astype(dt)
@@ -392,6 +401,8 @@ def apply(params: Params, tokens: Array, config: Any, *, positions: Array | None
   if key_mask is not None:
     key_mask = key_mask[:, :s_len]
   mask = layers.attention_mask(t, s_len, cache_index, key_mask)
+  if segment_ids is not None:
+    mask = mask & (segment_ids[:, :, None] == segment_ids[:, None, :])
   mask = jnp.broadcast_to(mask, (b, t, s_len))
   new_cache: Params | None = None if cache is None else {}
   n_exp = max(c.moe.n_routed_experts, 1)

@@ -190,6 +190,33 @@ def test_left_padding_is_invisible():
   np.testing.assert_allclose(out[:, 3:], ref, atol=1e-5)
 
 
+
+@pytest.mark.parametrize("name", ["dense", "mla_moe"])
+def test_packed_segments_compute_each_sequence_alone(name):
+  # Two sequences and padding in one row: with segment ids and per-segment positions,
+  # each sequence's logits equal those of the sequence alone. MoE routing is per token,
+  # so the MoE model packs too (the nonzero selection bias included).
+  cfg = CONFIGS[name]()
+  params = _nonzero_bias(cfg, model.init_params(cfg, jax.random.key(0)))
+  a = jax.random.randint(jax.random.key(1), (1, 5), 0, cfg.vocab_size)
+  b = jax.random.randint(jax.random.key(2), (1, 7), 0, cfg.vocab_size)
+  row = jnp.concatenate([a, b, jnp.zeros((1, 2), jnp.int32)], 1)
+  seg = jnp.asarray([[1] * 5 + [2] * 7 + [0] * 2], jnp.int32)
+  pos = jnp.asarray([list(range(5)) + list(range(7)) + [0, 0]], jnp.int32)
+  fwd = jax.jit(lambda p, t: model.forward(p, t, cfg))
+  packed = jax.jit(lambda p, t, s, q: model.apply(p, t, cfg, positions=q, segment_ids=s)[0])
+  out = packed(params, row, seg, pos)
+  np.testing.assert_allclose(out[:, :5], fwd(params, a), atol=1e-5, rtol=1e-5)
+  np.testing.assert_allclose(out[:, 5:12], fwd(params, b), atol=1e-5, rtol=1e-5)
+  # Without the segment mask the second sequence sees the first.
+  leaky = packed(params, row, jnp.ones_like(seg), pos)
+  assert float(jnp.abs(leaky[:, 5:12] - out[:, 5:12]).max()) > 1e-4
+  with pytest.raises(ValueError, match="segment_ids"):
+    model.apply(params, row, cfg, positions=pos, segment_ids=seg,
+                cache=model.init_cache(cfg, 1, 16))
+  with pytest.raises(ValueError, match="positions"):
+    model.apply(params, row, cfg, segment_ids=seg)
+
 def _routing_cfg(**kw):
   moe_cfg = dict(n_routed_experts=8, n_group=4, topk_group=2, num_experts_per_tok=2,
                  routed_scaling_factor=2.5, norm_topk_prob=True)
