@@ -146,43 +146,29 @@ def optimizer_config(**overrides: Any) -> ConfigDict:
   return c
 
 
-def rl_config(**overrides: Any) -> ConfigDict:
-  """GRPO (r1jax.train.rl). Defaults are the paper's where it gives one (section 2.2)."""
+def tokenizer_config(**overrides: Any) -> ConfigDict:
+  """The tokenizer of stages that start from random weights (HF inputs bring their own)."""
   c = ConfigDict()
-  c.steps = 100  # GRPO steps (each: rollouts, rewards, num_iterations updates).
-  c.batch_prompts = 16  # Prompts per step (B).
-  c.group_size = 16  # Completions per prompt (G; paper: 16).
-  c.temperature = 1.0  # Rollout temperature (paper: 1.0).
-  c.max_new_tokens = 1024  # Completion cap for rollouts.
-  c.num_iterations = 1  # Updates per batch with pi_old fixed (mu); 1 skips pi_old's forward.
-  c.epsilon = 0.2  # Clip range (paper: 0.2).
-  c.epsilon_high = 0.0  # Clip-higher upper range (DAPO); 0 = same as epsilon.
-  c.beta = 0.001  # KL weight to the reference (paper: 0.001).
-  c.aggregation = "sequence_mean"  # 'sequence_mean' (paper) or 'token_mean' (DAPO).
-  c.scale_rewards = True  # Divide advantages by the group std (False: Dr. GRPO).
-  c.reward_weights = ConfigDict({"accuracy": 1.0, "format": 0.1})  # Rule rewards only.
-  c.reward_workers = 2  # Reward scoring processes.
-  c.reward_timeout_s = 10.0  # Per-sample reward time limit (then 0, counted).
-  c.max_nonfinite_steps = 3  # Stop after this many consecutive non-finite losses.
-  c.checkpoint_every = 10  # Steps between (async) checkpoints.
-  c.max_to_keep = 2  # Checkpoints kept.
-  c.eval_every = 10  # Steps between held-out evaluations (the accuracy/length curves).
-  c.optimizer = optimizer_config(learning_rate=1e-6, warmup_steps=3)
+  c.kind = "sentencepiece"  # 'sentencepiece' or 'hf' (a directory with tokenizer.json).
+  c.path = ""  # Model file / directory; '' (sentencepiece) = train one on `train_task`.
+  c.vocab_size = 64  # Pieces of a trained sentencepiece model.
+  c.train_examples = 2000  # Corpus texts a trained tokenizer sees.
+  c.train_task = ""  # The synthetic task (a key of config.tasks) whose corpus trains it.
   apply_overrides(c, overrides)
   return c
 
 
-def eval_config(**overrides: Any) -> ConfigDict:
-  """Held-out evaluation with the paper's protocol (k samples at T=0.6, top-p 0.95)."""
+def run_config(**overrides: Any) -> ConfigDict:
+  """The top level every experiment shares; experiments add tasks and stage sections."""
   c = ConfigDict()
-  c.num_problems = 500  # Held-out problems (per set).
-  c.k = 4  # Samples per problem (pass@1 averages them; cons@k votes).
-  c.temperature = 0.6  # Paper's evaluation temperature.
-  c.top_p = 0.95  # Paper's evaluation top-p.
-  c.max_new_tokens = 1024  # Generation cap.
-  c.curve_problems = 64  # Problems for the periodic eval during RL (the curves).
-  c.curve_k = 4  # Samples per problem for the periodic eval.
-  c.batch_rows = 256  # Sequences per sampler call.
+  c.seed = 0  # Seeds data order, initialisation and sampling.
+  c.init = "random"  # Weights of stages whose input is 'init': 'random' or 'hf:DIR'.
+  c.data_dir = "~/r1jax_data"  # Raw dataset files (gsm8k/, math/, math500/, teacher/ ...).
+  c.stages = ()  # Stage section names, run in order (r1jax.stages).
+  c.tasks = ConfigDict()  # Named task sections (r1jax.data.tasks), used as 'name:split'.
+  c.tokenizer = tokenizer_config()
+  c.model = model_config()
+  c.mesh = mesh_config()
   apply_overrides(c, overrides)
   return c
 
@@ -299,3 +285,75 @@ def validate_mesh_for_model(mesh_sizes: Iterable[int], m: ConfigDict, batch: int
     split = sizes["data"] * sizes["fsdp"] * sizes["expert"]
     _require(batch % split == 0,
              f"batch size {batch} must be divisible by data*fsdp*expert={split}.")
+
+
+_TOP_LEVEL = ("seed", "init", "data_dir", "stages", "tasks", "tokenizer", "model", "mesh")
+_SOURCE_FIELDS = ("train", "tasks", "prompts", "heldout")  # stage keys holding 'task:split'
+
+
+def validate(config: ConfigDict, num_devices: int | None = None) -> None:
+  """Checks a whole experiment config before anything compiles; ConfigError says what
+  to change. Every stage: its kind exists, its input is an earlier stage that makes
+  weights (or 'random', 'init', 'hf:DIR'), its tasks exist, its own checks (batch vs
+  mesh among them) pass."""
+  from r1jax import stages
+  from r1jax.data import tasks as tasks_lib
+
+  missing = [k for k in _TOP_LEVEL if k not in config]
+  _require(not missing, f"config lacks {missing}; build it from configs.run_config().")
+  validate_model(config.model)
+  if num_devices is None:
+    import jax
+    num_devices = len(jax.devices())
+  sizes = mesh_shape(config.mesh, num_devices)
+  validate_mesh_for_model(sizes, config.model)
+  mesh_sizes = dict(zip(MESH_AXES, sizes))
+  _require(config.init == "random" or str(config.init).startswith("hf:"),
+           f"init={config.init!r}; allowed: 'random' or 'hf:DIR'.")
+  t = config.tokenizer
+  _require(t.kind in ("sentencepiece", "hf"),
+           f"tokenizer.kind={t.kind!r}; allowed: 'sentencepiece', 'hf'.")
+  if t.kind == "sentencepiece" and not t.path:
+    _require(t.train_task in config.tasks,
+             f"tokenizer.train_task={t.train_task!r} must name a task of config.tasks "
+             f"({sorted(config.tasks.keys())}) to train the tokenizer on, or set "
+             f"tokenizer.path.")
+  for name, task in config.tasks.items():
+    _require("kind" in task and task.kind in tasks_lib.KINDS,
+             f"tasks.{name}.kind={task.get('kind')!r}; allowed: {sorted(tasks_lib.KINDS)}.")
+    from r1jax.data import templates
+    _require(task.template in templates.TEMPLATES,
+             f"tasks.{name}.template={task.template!r}; allowed: {templates.TEMPLATES}.")
+  _require(bool(config.stages) and not isinstance(config.stages, str),
+           f"stages={config.stages!r}: list the stage sections to run, in order.")
+  seen: dict[str, str] = {}
+  for name in config.stages:
+    _require(name in config and isinstance(config[name], ConfigDict) and "kind" in config[name],
+             f"stage {name!r} has no config section with a 'kind' (config.{name}).")
+    _require(name not in seen, f"stage {name!r} is listed twice in config.stages.")
+    section = config[name]
+    kind = stages.get(section.kind)
+    ref = section.input
+    if ref not in ("random", "init") and not ref.startswith("hf:"):
+      _require(ref in seen, f"{name}.input={ref!r} must be 'random', 'init', 'hf:DIR' or an "
+                            f"earlier stage ({list(seen)}).")
+      _require(seen[ref] not in ("evaluate", "sample"),
+               f"{name}.input={ref!r} is a {seen[ref]} stage, which makes no weights.")
+    for field in _SOURCE_FIELDS:
+      refs = section[field] if field in section else ()
+      refs = tuple(refs) + (tuple(section.curve.tasks) if field == "tasks" and "curve" in
+                            section and section.eval_every else ())
+      for r in refs:
+        task_name, split = tasks_lib.parse_ref(r)
+        _require(task_name in config.tasks,
+                 f"{name}.{field}: {r!r} names no task of config.tasks "
+                 f"({sorted(config.tasks.keys())}).")
+        cls = tasks_lib.KINDS[config.tasks[task_name].kind]
+        _require(split in cls.SPLITS, f"{name}.{field}: task {task_name!r} "
+                                      f"({config.tasks[task_name].kind}) has no split "
+                                      f"{split!r}; splits: {list(cls.SPLITS)}.")
+    kind.validate(section, name, mesh_sizes)
+    if "optimizer" in section:
+      _require(section.optimizer.learning_rate > 0 and section.optimizer.warmup_steps >= 0,
+               f"{name}.optimizer: learning_rate must be > 0 and warmup_steps >= 0.")
+    seen[name] = section.kind

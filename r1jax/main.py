@@ -1,7 +1,8 @@
 r"""Runs an experiment: `python -m r1jax.main --config=experiments/X.py[:arg] --workdir=DIR`.
 
 Overrides: `--config.section.key=value` (a misspelt key is an error listing valid keys).
-Writes DIR/config.json, then runs the config's stages (see r1jax.pipeline).
+Writes DIR/config.json, then runs the config's stages (see r1jax.pipeline);
+`--only=NAME` runs one stage whose inputs have finished.
 """
 
 import json
@@ -14,6 +15,7 @@ from ml_collections import config_flags
 config_flags.DEFINE_config_file("config", None, "Experiment config file (get_config).",
                                 lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics, plots.")
+flags.DEFINE_string("only", None, "Run this one stage (its inputs must have finished).")
 flags.mark_flags_as_required(["config", "workdir"])
 FLAGS = flags.FLAGS
 
@@ -27,9 +29,10 @@ def main(argv):
 
   if int(os.environ.get("R1JAX_NUM_PROCESSES", "1")) > 1 or "COORDINATOR_ADDRESS" in os.environ:
     jax.distributed.initialize()
-  from r1jax import pipeline
+  from r1jax import configs, pipeline
 
   config = FLAGS.config
+  configs.validate(config)  # before anything compiles
   workdir = FLAGS.workdir
   os.makedirs(workdir, exist_ok=True)
   if jax.process_index() == 0:
@@ -37,7 +40,7 @@ def main(argv):
       f.write(config.to_json_best_effort(indent=1) + "\n")
   print(f"r1jax: {len(jax.devices())} {jax.devices()[0].platform} device(s); workdir {workdir}",
         flush=True)
-  summary = pipeline.train_and_evaluate(config, workdir)
+  summary = pipeline.train_and_evaluate(config, workdir, only=FLAGS.only)
   print(json.dumps(summary, indent=1))
 
 

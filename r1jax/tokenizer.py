@@ -1,5 +1,12 @@
 """Tokenizers: sentencepiece models trained in-process for the project's own models.
 
+One interface for every tokenizer (`encode`, `decode`, `bos_id`, `eos_id`, `pad_id`,
+`vocab_size`): this module's sentencepiece `Tokenizer` and
+`r1jax.interop.hf_tokenizer.HFTokenizer` (a model directory's tokenizer.json).
+`load(spec)` opens either from a spec dict ({"kind": "sentencepiece" | "hf", "path"}),
+which is how stage outputs name their tokenizer. A tokenizer may have no BOS token
+(Qwen2.5 has none): `encode_prompt` adds BOS only when there is one.
+
 Special tokens the R1 templates need are single pieces that never split:
 `<think>`, `</think>`, `<answer>`, `</answer>` and the R1 cold-start separator
 `|special_token|`, plus BOS/EOS/PAD. Tokenizers of imported Hugging Face models live in
@@ -10,7 +17,7 @@ from __future__ import annotations
 
 import io
 import os
-from typing import Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import sentencepiece as spm
 
@@ -101,3 +108,38 @@ def train(texts: Iterable[str], vocab_size: int, *, model_type: str = "bpe",
       normalization_rule_name="identity", minloglevel=2, num_threads=1,
       max_sentence_length=16384)
   return Tokenizer(model.getvalue())
+
+
+KINDS = ("sentencepiece", "hf")
+
+
+def load(spec: dict[str, str]) -> "Tokenizer | Any":
+  """The tokenizer a spec names: {"kind": "sentencepiece", "path": FILE.model} or
+  {"kind": "hf", "path": DIR with tokenizer.json}."""
+  kind, path = spec["kind"], os.path.expanduser(spec["path"])
+  if kind == "sentencepiece":
+    return Tokenizer.load(path)
+  if kind == "hf":
+    from r1jax.interop import hf_tokenizer
+    return hf_tokenizer.HFTokenizer.load(path)
+  raise ValueError(f"tokenizer kind {kind!r}; allowed: {KINDS}.")
+
+
+def encode_prompt(tok: Any, text: str) -> list[int]:
+  """Prompt ids: BOS (when the tokenizer has one) + the text's tokens."""
+  return tok.encode(text, bos=tok.bos_id >= 0)
+
+
+# End-of-turn tokens of chat templates: generation stops at them as at EOS.
+END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<\uff5cend\u2581of\u2581sentence\uff5c>")
+
+
+def stop_ids(tok: Any) -> list[int]:
+  """EOS and whichever end-of-turn tokens the vocabulary has."""
+  ids = [tok.eos_id] if tok.eos_id >= 0 else []
+  for t in END_OF_TURN:
+    try:
+      ids.append(tok.token_to_id(t))
+    except KeyError:
+      pass
+  return sorted(set(ids))

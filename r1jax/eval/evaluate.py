@@ -10,6 +10,7 @@ import jax
 import numpy as np
 
 from r1jax import sampling
+from r1jax import tokenizer as tokenizer_lib
 from r1jax.eval import metrics
 from r1jax.rewards.format import format_reward
 from r1jax.rewards.math_equiv import extract_answer, is_equiv
@@ -31,7 +32,7 @@ def evaluate(params: Any, model_cfg: Any, tok: Any, prompts: Sequence[str],
   """pass@1 (mean over k samples), cons@k, pass@k, format rate, mean response tokens;
   `think_rate` (share of samples with a non-blank <think>) and the accuracy of samples
   with and without thinking (None when there are none)."""
-  ids = [tok.encode(p, bos=True) for p in prompts]
+  ids = [tokenizer_lib.encode_prompt(tok, p) for p in prompts]
   rows = [i for i in range(len(prompts)) for _ in range(k)]
   texts: list[str] = []
   lengths: list[int] = []
@@ -42,7 +43,8 @@ def evaluate(params: Any, model_cfg: Any, tok: Any, prompts: Sequence[str],
     out = sampling.generate(params, model_cfg, [ids[i] for i in chunk],
                             rng=jax.random.fold_in(jax.random.key(seed), c),
                             max_new_tokens=max_new_tokens, temperature=temperature,
-                            top_p=top_p, eos_id=tok.eos_id, mesh=mesh, rules=rules)
+                            top_p=top_p, stop_ids=tokenizer_lib.stop_ids(tok), mesh=mesh,
+                            rules=rules)
     texts += [tok.decode(t) for t in out.tokens]
     lengths += [len(t) for t in out.tokens]
     truncated += out.truncated

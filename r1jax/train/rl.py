@@ -1,4 +1,4 @@
-"""The GRPO RL loop (R1-Zero): rollouts, rule rewards, advantages, mu updates per batch.
+"""GRPO pieces (R1-Zero, reasoning RL): rollouts, rule rewards, advantages, the loss.
 
 One RL step:
   1. B prompts from the train split (a pure function of seed and step: resumable),
@@ -9,7 +9,8 @@ One RL step:
   4. pi_old and pi_ref log-probs of the completions in jitted forwards (pi_ref = the
      starting checkpoint, fixed);
   5. `num_iterations` (mu) optimiser steps on the GRPO loss with pi_old fixed.
-Everything on device is jitted; the host only decodes text and scores rewards.
+Everything on device is jitted; the host only decodes text and scores rewards. The
+loop around it is r1jax.train.loop (via the `grpo` stage kind, r1jax.stages.grpo).
 
 Shape letters: N = B*G rollouts, P padded prompt length, C completion bucket,
 L = P + C sequence length.
@@ -18,7 +19,6 @@ L = P + C sequence length.
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from typing import Any, Callable, Sequence
 
@@ -28,17 +28,16 @@ import ml_collections
 import numpy as np
 
 from r1jax import model, sampling, sharding
+from r1jax import tokenizer as tokenizer_lib
 from r1jax.rewards import scoring
-from r1jax.train import checkpoint as ckpt_lib
 from r1jax.train import grpo
-from r1jax.train import metrics as metrics_lib
+from r1jax.train import loop
 from r1jax.train import state as state_lib
 
 Array = jax.Array
 
 
-class TrainingError(RuntimeError):
-  """Training cannot continue (e.g. repeated non-finite losses)."""
+TrainingError = loop.TrainingError
 
 
 @dataclasses.dataclass
@@ -107,15 +106,21 @@ def grpo_loss_fn(model_cfg: Any, rl_cfg: Any) -> state_lib.LossFn:
 
 
 class GRPOTrainer:
-  """Holds the jitted pieces of one R1-Zero run (sampler, scorers, step)."""
+  """The GRPO batch producer: rollouts, rule rewards, advantages, pi_old/pi_ref log-probs.
 
-  def __init__(self, config: Any, model_cfg: Any, tok: Any, mesh: Any,
-               prompts_fn: Callable[[int], tuple[list[str], list[dict]]]):
-    self.config, self.rl = config, config.rl
+  `rl_cfg` is a grpo stage section (r1jax.stages.grpo documents its keys);
+  `prompts_fn(step) -> (prompts, examples)` gives a step's B prompts (text) and the
+  examples their rewards read (e.g. {"answer"}); `seed` seeds the rollout stream.
+  """
+
+  def __init__(self, rl_cfg: Any, model_cfg: Any, tok: Any, mesh: Any, rules: Any,
+               prompts_fn: Callable[[int], tuple[list[str], list[dict]]], seed: int):
+    self.rl, self.seed = rl_cfg, seed
     self.model_cfg = model_cfg
     self.frozen_cfg = ml_collections.FrozenConfigDict(model_cfg)
-    self.tok, self.mesh, self.rules = tok, mesh, config.mesh.rules
+    self.tok, self.mesh, self.rules = tok, mesh, rules
     self.prompts_fn = prompts_fn
+    self.stop_ids = jnp.asarray(tokenizer_lib.stop_ids(tok) or [-1], jnp.int32)
     self.tx = state_lib.make_optimizer(self.rl.optimizer)
     self.lr = state_lib.learning_rate_schedule(self.rl.optimizer)
     weights = dict(self.rl.reward_weights)
@@ -130,7 +135,7 @@ class GRPOTrainer:
     """B prompts x G samples at the rollout temperature (deterministic in step)."""
     r = self.rl
     prompts, examples = self.prompts_fn(step)
-    ids = [self.tok.encode(p, bos=True) for p in prompts]
+    ids = [tokenizer_lib.encode_prompt(self.tok, p) for p in prompts]
     rows = [i for i in range(len(ids)) for _ in range(r.group_size)]
     width = sampling.length_bucket(max(len(x) for x in ids))
     arr = np.full((len(rows), width), self.tok.pad_id, np.int32)
@@ -139,14 +144,14 @@ class GRPOTrainer:
       arr[j, width - len(ids[i]):] = ids[i]
       lens[j] = len(ids[i])
     gen = sampling.length_bucket(r.max_new_tokens)
-    rng = jax.random.fold_in(jax.random.key(self.config.seed + 1), step)
+    rng = jax.random.fold_in(jax.random.key(self.seed + 1), step)
     in_sh = sharding.batch_sharding(self.mesh, self.rules, 2, arr.shape)
     with sharding.use_mesh(self.mesh, self.rules):
       out = sampling.sample_padded(
           params, jax.device_put(arr, in_sh),
           jax.device_put(lens, sharding.batch_sharding(self.mesh, self.rules, 1, lens.shape)),
           rng, jnp.int32(r.max_new_tokens), jnp.float32(r.temperature), jnp.float32(1.0),
-          jnp.int32(0), jnp.asarray([self.tok.eos_id], jnp.int32), config=self.frozen_cfg,
+          jnp.int32(0), self.stop_ids, config=self.frozen_cfg,
           gen_bucket=gen)
     toks, _, lengths, trunc = jax.device_get(out)
     texts = [self.tok.decode(toks[j, :lengths[j]]) for j in range(len(rows))]
@@ -171,6 +176,21 @@ class GRPOTrainer:
     return batch
 
 
+  def produce(self, step: int, state: Any, ref_params: Any) -> tuple[dict[str, Array],
+                                                                    dict[str, float]]:
+    """The training batch of `step` from the current policy, and its host metrics."""
+    r = self.rl
+    t0 = time.time()
+    ro, examples = self.rollout(state.params, step)
+    t_sample = time.time() - t0
+    rewards = self.scorer(ro.texts, examples)
+    adv = np.asarray(grpo.group_advantages(jnp.asarray(rewards.total), r.group_size,
+                                           scale_by_std=r.scale_rewards))
+    batch = self.make_batch(state.params, ref_params, ro, adv)
+    return batch, {**rollout_metrics(ro, rewards, r.group_size),
+                   "time/sampled_tokens_per_s": float(ro.lengths.sum()) / max(t_sample, 1e-9)}
+
+
 def rollout_metrics(ro: Rollouts, rewards: scoring.RewardResult, group_size: int
                     ) -> dict[str, float]:
   """Host-side metrics of one batch of rollouts."""
@@ -187,70 +207,3 @@ def rollout_metrics(ro: Rollouts, rewards: scoring.RewardResult, group_size: int
   for name, n in rewards.failures.items():
     m[f"reward/{name}_failures"] = float(n)
   return m
-
-
-def run_grpo(config: Any, workdir: str, tok: Any, init_params: Any, mesh: Any,
-             prompts_fn: Callable[[int], tuple[list[str], list[dict]]],
-             eval_fn: Callable[[Any, int], dict[str, Any]] | None = None,
-             log: Callable[[str], None] = print, _crash_after_step: int | None = None) -> Any:
-  """R1-Zero GRPO from `init_params` (also the reference policy); returns final params.
-
-  Resumes from DIR/checkpoints when present; `eval_fn(params, step)` runs every
-  rl.eval_every steps and its result is logged with the step's metrics.
-  """
-  r = config.rl
-  mc = config.model
-  os.makedirs(workdir, exist_ok=True)
-  trainer = GRPOTrainer(config, mc, tok, mesh, prompts_fn)
-  state, shardings = state_lib.create_train_state(mc, trainer.tx, mesh, config.mesh.rules,
-                                                  jax.random.key(config.seed + 2), init_params)
-  ref_params = jax.tree.map(jnp.copy, state.params)
-  ckpt = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"), max_to_keep=r.max_to_keep)
-  writer = metrics_lib.MetricWriter(workdir)
-  state, start, done = ckpt_lib.resume(ckpt, state, shardings, writer, "r1_zero", log)
-  if done:
-    ckpt.close(), writer.close(), trainer.close()
-    return state.params
-  step_fn = state_lib.make_train_step(grpo_loss_fn(mc, r), mc, trainer.tx, shardings, mesh,
-                                      config.mesh.rules, trainer.lr)
-  if start == 0 and eval_fn is not None:
-    writer.write(0, {f"eval/{k}": v for k, v in eval_fn(state.params, 0).items()
-                     if isinstance(v, (int, float))})
-  try:
-    for step in range(start, r.steps):
-      t0 = time.time()
-      ro, examples = trainer.rollout(state.params, step)
-      t_sample = time.time() - t0
-      rewards = trainer.scorer(ro.texts, examples)
-      adv = np.asarray(grpo.group_advantages(jnp.asarray(rewards.total), r.group_size,
-                                             scale_by_std=r.scale_rewards))
-      batch = trainer.make_batch(state.params, ref_params, ro, adv)
-      for _ in range(r.num_iterations):
-        state, m = step_fn(state, batch)
-      m = jax.device_get(m)
-      if int(state.nonfinite) >= r.max_nonfinite_steps:
-        raise TrainingError(f"{int(state.nonfinite)} consecutive non-finite losses at step "
-                            f"{step + 1}; lower rl.optimizer.learning_rate or check the data.")
-      row = {**m, **rollout_metrics(ro, rewards, r.group_size),
-             "time/step_s": time.time() - t0,
-             "time/sampled_tokens_per_s": float(ro.lengths.sum()) / max(t_sample, 1e-9)}
-      if eval_fn is not None and (step + 1) % r.eval_every == 0:
-        row.update({f"eval/{k}": v for k, v in eval_fn(state.params, step + 1).items()
-                    if isinstance(v, (int, float))})
-      writer.write(step + 1, row)
-      log(f"r1_zero step {step + 1}/{r.steps}: reward {row['reward/total_mean']:.3f} "
-          f"acc {row.get('reward/accuracy_mean', float('nan')):.3f} "
-          f"len {row['completion/length_mean']:.1f} kl {row['rl/kl']:.4f} "
-          f"{row['time/step_s']:.1f}s" + (f" eval pass@1 {row['eval/pass@1']:.3f}"
-                                          if "eval/pass@1" in row else ""))
-      if (step + 1) % r.checkpoint_every == 0 and step + 1 < r.steps:
-        ckpt.save(step + 1, state, {"step": step + 1, "done": False})
-      if _crash_after_step is not None and step + 1 == _crash_after_step:
-        ckpt.wait()
-        raise KeyboardInterrupt(f"simulated crash after step {step + 1}")
-    ckpt.save(r.steps, state, {"step": r.steps, "done": True}, force=True)
-  finally:
-    ckpt.close()
-    writer.close()
-    trainer.close()
-  return state.params

@@ -1,0 +1,414 @@
+"""Tasks: where a stage's problems and examples come from, behind one interface.
+
+A task is named in the experiment config (`config.tasks.<name>`, a section with a
+`kind`) and referred to by stages as `"<name>:<split>"`. Kinds:
+
+  synthetic  the generated tasks of `r1jax.data.arithmetic` (train: drawn afresh from a
+             seed, never ending; test: the TFDS builder's held-out split)
+  gsm8k      GSM8K's original JSONL, `<data_dir>/gsm8k/{train,test}.jsonl`
+  math       MATH train, `<data_dir>/math/train.jsonl` ({"problem", "solution"}; the answer
+             is the last \\boxed{} of the solution)
+  math500    MATH-500, `<data_dir>/math500/test.jsonl`
+  jsonl      any JSONL files (a glob per split): {"prompt", "answer"} rows for RL and
+             evaluation, {"prompt", "completion"} rows for SFT
+
+Every task serves `problems(split)` (dicts with `question` and `answer`) and
+`sft_examples(split)` (dicts with `question` and `completion`); `question` is put into
+the prompt by the task's `template` (r1jax.data.templates). Training order over a
+finite pool is a pure function of (seed, step) (`Stream`), so resumed runs see the
+same data. Adding a kind: a class here with `default_config` and an entry in KINDS.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from absl import logging
+
+from r1jax import configs
+from r1jax.data import arithmetic, templates
+
+Example = dict[str, Any]
+
+
+class TaskError(configs.ConfigError):
+  """A task cannot serve what a stage asks (missing file, unknown split, bad row)."""
+
+
+class Task:
+  """Base: a named source of problems and SFT examples in one or more splits."""
+
+  SPLITS: tuple[str, ...] = ("train", "test")
+  INFINITE: tuple[str, ...] = ()  # splits drawn afresh per step (never exhausted)
+
+  def __init__(self, name: str, cfg: Any, *, data_dir: str, workdir: str, seed: int):
+    self.name, self.cfg, self.seed = name, cfg, seed
+    self.data_dir = os.path.expanduser(data_dir)
+    self.workdir = workdir
+    self._cache: dict[tuple[str, str], list[Example]] = {}
+
+  @staticmethod
+  def default_config() -> configs.ConfigDict:
+    c = configs.ConfigDict()
+    c.kind = ""
+    c.template = "r1_zero"  # r1jax.data.templates.TEMPLATES
+    return c
+
+  def check_split(self, split: str) -> None:
+    if split not in self.SPLITS:
+      raise TaskError(f"task {self.name!r} ({self.cfg.kind}) has no split {split!r}; "
+                      f"splits: {list(self.SPLITS)}.")
+
+  def prompt(self, question: str, tok: Any = None) -> str:
+    return templates.render(self.cfg.template, question, tok)
+
+  def problems(self, split: str) -> Sequence[Example]:
+    """The finite list of {question, answer} dicts of `split`."""
+    self.check_split(split)
+    key = ("problems", split)
+    if key not in self._cache:
+      self._cache[key] = self._problems(split)
+    return self._cache[key]
+
+  def sft_examples(self, split: str) -> Sequence[Example]:
+    """The finite list of {question, completion} dicts of `split`."""
+    self.check_split(split)
+    key = ("sft", split)
+    if key not in self._cache:
+      self._cache[key] = self._sft_examples(split)
+    return self._cache[key]
+
+  def draw(self, split: str, rng: np.random.Generator, n: int) -> list[Example]:
+    """`n` fresh problems of an INFINITE split."""
+    raise TaskError(f"task {self.name!r} cannot draw fresh problems; its splits are finite.")
+
+  def _problems(self, split: str) -> list[Example]:
+    raise TaskError(f"task {self.name!r} ({self.cfg.kind}) has no problems with answers.")
+
+  def _sft_examples(self, split: str) -> list[Example]:
+    raise TaskError(f"task {self.name!r} ({self.cfg.kind}) has no SFT completions; SFT "
+                    f"needs a synthetic or a jsonl task with 'completion' rows.")
+
+
+def _need(path: str, what: str) -> str:
+  if not os.path.exists(path):
+    raise TaskError(f"{path} not found; expected {what}.")
+  return path
+
+
+def read_jsonl(path: str, required: Sequence[str]) -> list[dict[str, Any]]:
+  """Rows of a JSONL file; TaskError naming file:line for a bad line or a missing key."""
+  rows = []
+  with open(path, encoding="utf-8") as f:
+    for lineno, line in enumerate(f, start=1):
+      if not line.strip():
+        continue
+      try:
+        row = json.loads(line)
+      except json.JSONDecodeError as e:
+        raise TaskError(f"{path}:{lineno}: not valid JSON ({e.msg}).") from None
+      missing = [k for k in required if not isinstance(row, dict) or k not in row]
+      if missing:
+        raise TaskError(f"{path}:{lineno}: missing key(s) {missing}; expected an object "
+                        f"with {list(required)}.")
+      rows.append(row)
+  return rows
+
+
+def _quiet_tfds() -> Callable[[], None]:
+  import tensorflow_datasets as tfds
+  tfds.disable_progress_bar()
+  verbosity = logging.get_verbosity()
+  logging.set_verbosity(logging.ERROR)  # TFDS announces every custom config
+  return lambda: logging.set_verbosity(verbosity)
+
+
+class Synthetic(Task):
+  """The generated tasks of r1jax.data.arithmetic: worked/direct completions in the
+  R1-Zero tag format; held-out problems from a hash split never drawn for training."""
+
+  INFINITE = ("train",)
+
+  @staticmethod
+  def default_config() -> configs.ConfigDict:
+    c = Task.default_config()
+    c.kind = "synthetic"
+    c.name = "last_digit"  # arithmetic.TASKS: 'last_digit', 'digit_sum' or 'addition'.
+    c.digits = 3  # addition: operands have 1..digits digits.
+    c.min_terms = 4  # last_digit/digit_sum: fewest single-digit terms.
+    c.max_terms = 7  # last_digit/digit_sum: most single-digit terms.
+    c.worked_fraction = 0.5  # Share of worked (step-by-step) solutions in corpora.
+    c.num_test = 500  # Held-out problems in the test split (TFDS builder).
+    c.num_sft = 2000  # Worked examples in the finite SFT train split.
+    return c
+
+  def _sample(self, seed: int, n: int, split: str) -> list[Any]:
+    c = self.cfg
+    try:
+      return arithmetic.sample_task(c.name, seed, n, split=split, digits=c.digits,
+                                    min_terms=c.min_terms, max_terms=c.max_terms)
+    except ValueError as e:  # unknown task name or bad term counts
+      raise TaskError(f"task {self.name!r} (name={c.name!r}): {e}") from None
+
+  def draw(self, split: str, rng: np.random.Generator, n: int) -> list[Example]:
+    self.check_split(split)
+    probs = self._sample(int(rng.integers(2**31)), n, "train")
+    return [{"question": p.question, "answer": p.answer} for p in probs]
+
+  def corpus_examples(self, rng: np.random.Generator, n: int) -> list[tuple[str, str]]:
+    """(prompt, completion) of `n` fresh train problems, worked with probability
+    worked_fraction (else answered directly): the base model's pretraining corpus."""
+    probs = self._sample(int(rng.integers(2**31)), n, "train")
+    out = []
+    for p in probs:
+      style = "worked" if rng.random() < self.cfg.worked_fraction else "direct"
+      out.append((self.prompt(p.question), arithmetic.completion(p, style)))
+    return out
+
+  def corpus_texts(self, n: int) -> list[str]:
+    """Prompt + completion texts for training a tokenizer (a pure function of seed)."""
+    rng = np.random.default_rng(self.seed + 7)
+    out = []
+    for p in self._sample(self.seed, n, "train"):
+      style = "worked" if rng.random() < self.cfg.worked_fraction else "direct"
+      out.append(self.prompt(p.question) + arithmetic.completion(p, style))
+    return out
+
+  def longest_examples(self, n: int = 512) -> list[tuple[str, str]]:
+    """(prompt, worked completion) of `n` sampled train problems (length checks)."""
+    return [(self.prompt(p.question), arithmetic.completion(p, "worked"))
+            for p in self._sample(self.seed + 99, n, "train")]
+
+  def _problems(self, split: str) -> list[Example]:
+    if split == "train":
+      return [{"question": p.question, "answer": p.answer}
+              for p in self._sample(self.seed, self.cfg.num_sft, "train")]
+    from r1jax.data import builders
+    c = self.cfg
+    restore = _quiet_tfds()
+    try:
+      ds = builders.load_split(
+          "arithmetic", "test", data_dir=os.path.join(self.workdir, "data"), task=c.name,
+          digits=c.digits, min_terms=c.min_terms, max_terms=c.max_terms, num_train=1,
+          num_test=c.num_test, seed=self.seed + 1000)
+      return [{"question": e["question"], "answer": e["answer"]} for e in ds]
+    finally:
+      restore()
+
+  def _sft_examples(self, split: str) -> list[Example]:
+    if split != "train":
+      return [{"question": p["question"], "completion": f" <answer>{p['answer']}</answer>"}
+              for p in self.problems(split)]
+    return [{"question": p.question, "completion": arithmetic.completion(p, "worked")}
+            for p in self._sample(self.seed, self.cfg.num_sft, "train")]
+
+
+class GSM8K(Task):
+  """GSM8K (Cobbe et al. 2021), prepared from the original JSONL by the TFDS builder."""
+
+  @staticmethod
+  def default_config() -> configs.ConfigDict:
+    c = Task.default_config()
+    c.kind = "gsm8k"
+    return c
+
+  def _problems(self, split: str) -> list[Example]:
+    from r1jax.data import builders
+    src = os.path.join(self.data_dir, "gsm8k")
+    for s in self.SPLITS:  # the builder prepares both splits at once
+      _need(os.path.join(src, f"{s}.jsonl"),
+            'GSM8K\'s original JSONL: one {"question": ..., "answer": "...#### N"} per line')
+    restore = _quiet_tfds()
+    try:
+      ds = builders.load_split("gsm8k", split, data_dir=os.path.join(self.workdir, "data"),
+                               source_dir=src)
+      return [{"question": e["question"], "answer": e["answer"]} for e in ds]
+    finally:
+      restore()
+
+
+class MATH(Task):
+  """MATH train (Hendrycks et al. 2021): the answer is the solution's last \\boxed{}."""
+
+  SPLITS = ("train",)
+
+  @staticmethod
+  def default_config() -> configs.ConfigDict:
+    c = Task.default_config()
+    c.kind = "math"
+    return c
+
+  def _problems(self, split: str) -> list[Example]:
+    from r1jax.rewards.math_equiv import extract_answer
+    path = _need(os.path.join(self.data_dir, "math", f"{split}.jsonl"),
+                 'MATH JSONL: one {"problem": ..., "solution": "... \\boxed{answer}"} per line')
+    out = []
+    for i, r in enumerate(read_jsonl(path, ("problem", "solution"))):
+      answer = extract_answer(r["solution"])
+      if answer is None:
+        raise TaskError(f"{path}: row {i + 1} has no \\boxed{{}} answer in its solution.")
+      out.append({"question": r["problem"], "answer": answer})
+    return out
+
+
+class MATH500(Task):
+  """MATH-500 (the PRM800K test subset), prepared by the TFDS builder."""
+
+  SPLITS = ("test",)
+
+  @staticmethod
+  def default_config() -> configs.ConfigDict:
+    c = Task.default_config()
+    c.kind = "math500"
+    return c
+
+  def _problems(self, split: str) -> list[Example]:
+    from r1jax.data import builders
+    src = os.path.join(self.data_dir, "math500")
+    _need(os.path.join(src, "test.jsonl"),
+          'MATH-500 JSONL: one {"problem", "answer", "solution", "subject", "level", '
+          '"unique_id"} object per line')
+    restore = _quiet_tfds()
+    try:
+      ds = builders.load_split("math500", split, data_dir=os.path.join(self.workdir, "data"),
+                               source_dir=src)
+      return [{"question": e["question"], "answer": e["answer"]} for e in ds]
+    finally:
+      restore()
+
+
+class Jsonl(Task):
+  """JSONL files, a glob per split: {"prompt", "answer"} rows (RL, evaluation) and/or
+  {"prompt", "completion"} rows (SFT). `{data_dir}` and `{workdir}` in a glob are
+  replaced by the run's directories (e.g. a sample stage's output)."""
+
+  @staticmethod
+  def default_config() -> configs.ConfigDict:
+    c = Task.default_config()
+    c.kind = "jsonl"
+    c.template = "none"
+    c.train = ""  # Glob of the train split's files ('' = no such split).
+    c.test = ""  # Glob of the test split's files.
+    return c
+
+  def check_split(self, split: str) -> None:
+    super().check_split(split)
+    if not self.cfg[split]:
+      raise TaskError(f"task {self.name!r}: no files for split {split!r} (set "
+                      f"tasks.{self.name}.{split} to a glob).")
+
+  def _rows(self, split: str, key: str) -> list[dict[str, Any]]:
+    pattern = self.cfg[split].format(data_dir=self.data_dir, workdir=self.workdir)
+    paths = sorted(glob.glob(os.path.expanduser(pattern)))
+    if not paths:
+      raise TaskError(f"task {self.name!r}: no file matches {pattern}; expected JSONL with "
+                      f'one {{"prompt": ..., "{key}": ...}} object per line.')
+    return [r for p in paths for r in read_jsonl(p, ("prompt", key))]
+
+  def _problems(self, split: str) -> list[Example]:
+    return [{"question": r["prompt"], "answer": str(r["answer"])}
+            for r in self._rows(split, "answer")]
+
+  def _sft_examples(self, split: str) -> list[Example]:
+    return [{"question": r["prompt"], "completion": r["completion"]}
+            for r in self._rows(split, "completion")]
+
+
+KINDS: dict[str, type[Task]] = {"synthetic": Synthetic, "gsm8k": GSM8K, "math": MATH,
+                                "math500": MATH500, "jsonl": Jsonl}
+
+
+def config(kind: str, **overrides: Any) -> configs.ConfigDict:
+  """A task section of `kind` with its defaults, overridden (unknown keys are errors)."""
+  if kind not in KINDS:
+    raise configs.ConfigError(f"task kind {kind!r}; allowed: {sorted(KINDS)}.")
+  c = KINDS[kind].default_config()
+  configs.apply_overrides(c, overrides)
+  return c
+
+
+def parse_ref(ref: str) -> tuple[str, str]:
+  """'name:split' -> (name, split)."""
+  name, sep, split = ref.partition(":")
+  if not sep or not name or not split:
+    raise configs.ConfigError(f"data reference {ref!r}; expected 'task:split', e.g. "
+                              f"'gsm8k:train'.")
+  return name, split
+
+
+class Registry:
+  """The run's tasks (config.tasks), built on first use."""
+
+  def __init__(self, config: Any, workdir: str):
+    self.config, self.workdir = config, workdir
+    self._tasks: dict[str, Task] = {}
+
+  def get(self, name: str) -> Task:
+    if name not in self._tasks:
+      if name not in self.config.tasks:
+        raise configs.ConfigError(f"no task {name!r} in config.tasks; tasks: "
+                                  f"{sorted(self.config.tasks.keys())}.")
+      cfg = self.config.tasks[name]
+      if cfg.kind not in KINDS:
+        raise configs.ConfigError(f"tasks.{name}.kind={cfg.kind!r}; allowed: {sorted(KINDS)}.")
+      self._tasks[name] = KINDS[cfg.kind](name, cfg, data_dir=self.config.data_dir,
+                                          workdir=self.workdir, seed=self.config.seed)
+    return self._tasks[name]
+
+  def resolve(self, ref: str) -> tuple[Task, str]:
+    name, split = parse_ref(ref)
+    task = self.get(name)
+    task.check_split(split)
+    return task, split
+
+
+class Stream:
+  """Training items from one or more 'task:split' sources, `batch(step, n)` a pure
+  function of (seed, step). A single infinite split (synthetic train) is drawn afresh
+  per step; finite splits are pooled and walked in a fresh permutation per epoch."""
+
+  def __init__(self, registry: Registry, refs: Sequence[str], seed: int, *, salt: int,
+               what: str = "problems"):
+    if not refs:
+      raise configs.ConfigError("a training stage needs at least one 'task:split' source.")
+    self.seed, self.salt = seed, salt
+    pairs = [registry.resolve(r) for r in refs]
+    infinite = [(t, s) for t, s in pairs if s in t.INFINITE]
+    self.infinite = infinite[0] if infinite else None
+    if infinite and (len(pairs) > 1 or what != "problems"):
+      raise configs.ConfigError(
+          f"sources {list(refs)}: a generated split ({infinite[0][0].name}:{infinite[0][1]}) "
+          f"cannot be mixed with others or used for SFT rows; use it alone.")
+    self.pool: list[tuple[Task, Example]] = []
+    if not infinite:
+      for t, s in pairs:
+        items = t.problems(s) if what == "problems" else t.sft_examples(s)
+        self.pool += [(t, x) for x in items]
+      if not self.pool:
+        raise configs.ConfigError(f"sources {list(refs)} hold no {what}.")
+    self._orders: dict[int, np.ndarray] = {}
+
+  def __len__(self) -> int:
+    return len(self.pool)
+
+  def _order(self, epoch: int) -> np.ndarray:
+    if epoch not in self._orders:
+      self._orders = {epoch: np.random.default_rng([self.seed, self.salt, epoch]).permutation(
+          len(self.pool))}
+    return self._orders[epoch]
+
+  def batch(self, step: int, n: int) -> list[tuple[Task, Example]]:
+    """The `n` items of training step `step`."""
+    if self.infinite is not None:
+      task, split = self.infinite
+      rng = np.random.default_rng([self.seed, self.salt + step])
+      return [(task, x) for x in task.draw(split, rng, n)]
+    out = []
+    for i in range(step * n, (step + 1) * n):
+      epoch, pos = divmod(i, len(self.pool))
+      out.append(self.pool[int(self._order(epoch)[pos])])
+    return out

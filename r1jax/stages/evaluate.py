@@ -1,0 +1,106 @@
+"""`evaluate` stages: the paper's protocol on held-out problems of one or more tasks.
+
+k samples per problem at temperature 0.6 and top-p 0.95 with a capped length; pass@1
+is the mean over the k samples, cons@k the majority vote over extracted answers
+(r1jax.eval.evaluate). The result goes to DIR/eval.json under `report_as` (default:
+the stage's name) with the first task's metrics at the top level and, with several
+tasks, every task's under "tasks" ({"gsm8k:test": {...}, "math500:test": {...}});
+DIR/<stage>/eval.json holds the same with a few example completions per task.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+
+from r1jax import configs, model
+from r1jax.stages import common
+
+
+def protocol_config(**overrides: Any) -> configs.ConfigDict:
+  """The evaluation protocol (shared by evaluate stages and GRPO's periodic curves)."""
+  c = configs.ConfigDict()
+  c.tasks = ()  # Held-out 'task:split' sets, e.g. ('gsm8k:test', 'math500:test').
+  c.num_problems = 500  # Problems per set (the first N of the split; 0 = all).
+  c.k = 4  # Samples per problem (pass@1 averages them; cons@k votes).
+  c.temperature = 0.6  # Paper's evaluation temperature.
+  c.top_p = 0.95  # Paper's evaluation top-p.
+  c.max_new_tokens = 1024  # Generation cap.
+  c.batch_rows = 256  # Sequences per sampler call.
+  configs.apply_overrides(c, overrides)
+  return c
+
+
+def default_config() -> configs.ConfigDict:
+  c = protocol_config()
+  c.kind = "evaluate"
+  c.input = ""  # The weights to evaluate: a stage name, 'init', 'random' or 'hf:DIR'.
+  c.report_as = ""  # Key in DIR/eval.json ('' = the stage's name).
+  return c
+
+
+def validate(section: Any, where: str, mesh_sizes: dict[str, int]) -> None:
+  del mesh_sizes  # the sampler pads its rows to the mesh
+  check_protocol(section, where)
+
+
+def check_protocol(p: Any, where: str) -> None:
+  if not p.tasks:
+    raise configs.ConfigError(f"{where}.tasks is empty; name held-out sets, e.g. "
+                              f"('gsm8k:test',).")
+  if isinstance(p.tasks, str):
+    raise configs.ConfigError(f"{where}.tasks={p.tasks!r} must be a tuple of 'task:split'.")
+  if p.k < 1 or p.max_new_tokens < 1 or p.batch_rows < 1 or p.num_problems < 0:
+    raise configs.ConfigError(f"{where}: k, max_new_tokens and batch_rows must be >= 1 and "
+                              f"num_problems >= 0 (got {p.k}, {p.max_new_tokens}, "
+                              f"{p.batch_rows}, {p.num_problems}).")
+  if not 0 < p.top_p <= 1 or p.temperature < 0:
+    raise configs.ConfigError(f"{where}: top_p must be in (0, 1] and temperature >= 0.")
+
+
+def evaluate_tasks(run: common.Run, p: Any, params: Any, model_cfg: Any, tok: Any, *,
+                   num_problems: int | None = None, k: int | None = None
+                   ) -> dict[str, dict[str, Any]]:
+  """{task ref: metrics} of `params` under the protocol `p` (k and N overridable)."""
+  from r1jax.eval import evaluate as eval_lib
+
+  n = p.num_problems if num_problems is None else num_problems
+  out = {}
+  for ref in p.tasks:
+    task, split = run.tasks.resolve(ref)
+    probs = list(task.problems(split))
+    probs = probs[:n] if n else probs
+    out[ref] = eval_lib.evaluate(
+        params, model_cfg, tok, [task.prompt(q["question"], tok) for q in probs],
+        [q["answer"] for q in probs], k=p.k if k is None else k, temperature=p.temperature,
+        top_p=p.top_p, max_new_tokens=p.max_new_tokens, seed=run.config.seed,
+        batch_rows=p.batch_rows, mesh=run.mesh, rules=run.rules)
+  return out
+
+
+def entry(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+  """The eval.json entry: the first task's metrics, every task's under 'tasks'."""
+  first = next(iter(results.values()))
+  e = dict(first)
+  if len(results) > 1:
+    e["tasks"] = {ref: {k: v for k, v in r.items() if k != "examples"}
+                  for ref, r in results.items()}
+  return e
+
+
+def run(run: common.Run, name: str, section: Any, source: common.Source) -> common.Output:
+  tok = run.tokenizer(source.tokenizer)
+  params = source.load()
+  if params is None:
+    params = jax.jit(lambda k: model.init_params(source.model_config, k))(
+        jax.random.key(run.config.seed))
+  common.log(f"{name}: evaluating {source.ref} on {', '.join(section.tasks)} ...")
+  results = evaluate_tasks(run, section, params, source.model_config, tok)
+  e = entry(results)
+  common.write_json(os.path.join(run.stage_dir(name), "eval.json"), e)
+  run.record_eval(section.report_as or name, e)
+  summary = {ref: {k: r[k] for k in ("pass@1", "cons@k", "k", "mean_response_tokens")}
+             for ref, r in results.items()}
+  return run.finish(common.Output(name=name, kind="evaluate", summary=summary))

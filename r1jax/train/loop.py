@@ -1,0 +1,117 @@
+"""The one training loop behind every training stage (pretrain, SFT, GRPO).
+
+    state = loop.train(state, shardings, step_fn, produce, ...)
+
+`produce(step, state) -> (batch, host_metrics)` makes the batch of a step: a pure
+function of (seed, step) for pretraining and SFT; rollouts, rewards and advantages
+from the current policy for GRPO. `step_fn(state, batch) -> (state, metrics)` is the
+jitted step (`state.make_train_step`) with its loss. The loop adds what every stage
+needs: resume from the latest checkpoint (train state, data position and RNG live in
+the state and the step number, so a resumed run repeats the uninterrupted
+trajectory), asynchronous checkpoints, metrics fetched one step late (the host never
+stalls the device waiting for them), a stop after `max_nonfinite` non-finite steps
+in a row, periodic evaluation and a progress line with the time left.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Callable, Sequence
+
+import jax
+
+from r1jax.train import checkpoint as ckpt_lib
+from r1jax.train import metrics as metrics_lib
+
+Batch = dict[str, Any]
+Produce = Callable[[int, Any], tuple[Batch, dict[str, float]]]
+StepFn = Callable[[Any, Batch], tuple[Any, dict[str, Any]]]
+
+
+class TrainingError(RuntimeError):
+  """Training cannot continue (e.g. repeated non-finite losses)."""
+
+
+def _fmt(v: Any) -> str:
+  return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def train(state: Any, shardings: Any, step_fn: StepFn, produce: Produce, *, workdir: str,
+          name: str, steps: int, checkpoint_every: int, max_to_keep: int = 2,
+          max_nonfinite: int = 3, eval_fn: Callable[[Any, int], dict[str, float]] | None = None,
+          eval_every: int = 0, eval_at_start: bool = False, progress_every: int = 1,
+          progress_keys: Sequence[str] = ("train/loss",), log: Callable[[str], None] = print,
+          hint: str = "lower the learning rate or check the data",
+          crash_after_step: int | None = None) -> tuple[Any, bool]:
+  """Runs `steps` steps from the latest checkpoint in DIR/checkpoints; returns
+  (final state, resumed_finished) — the second is True when the checkpoint was final.
+
+  Metrics go to DIR/metrics.jsonl (+ TensorBoard), one row per step; `eval_fn(params,
+  step)` every `eval_every` steps (and at step 0 with `eval_at_start`) is merged into
+  the row as eval/<key>. `crash_after_step` raises KeyboardInterrupt after that step's
+  checkpoint is written (tests of the resume guarantee).
+  """
+  ckpt = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"), max_to_keep=max_to_keep)
+  writer = metrics_lib.MetricWriter(workdir)
+  try:
+    state, start, done = ckpt_lib.resume(ckpt, state, shardings, writer, name, log)
+    if done:
+      return state, True
+    if start == 0 and eval_at_start and eval_fn is not None:
+      writer.write(0, _eval_row(eval_fn(state.params, 0)))
+    t_start, nonfinite = time.time(), 0
+    pending: tuple[int, dict, dict, float] | None = None
+
+    def flush(p: tuple[int, dict, dict, float]) -> None:
+      nonlocal nonfinite
+      step, m, host, t0 = p
+      m = jax.device_get(m)
+      bad = int(m["train/nonfinite"])
+      nonfinite = nonfinite + 1 if bad else 0
+      if nonfinite >= max_nonfinite:
+        raise TrainingError(f"{name}: {nonfinite} consecutive non-finite losses at step "
+                            f"{step}; {hint}.")
+      row = {**m, **host, "time/step_s": time.time() - t0}
+      if eval_fn is not None and eval_every and step % eval_every == 0:
+        row.update(_eval_row(eval_fn(state.params, step)))
+      row = writer.write(step, row)
+      if step % progress_every == 0 or step in (start + 1, steps):
+        done_s = time.time() - t_start
+        eta = done_s / (step - start) * (steps - step)
+        shown = " ".join(f"{k.split('/')[-1]} {_fmt(row[k])}" for k in progress_keys
+                         if k in row)
+        log(f"{name} step {step}/{steps}: {shown} ({row['time/step_s']:.2f}s/step, "
+            f"{eta / 60:.1f} min left)" + ("  [non-finite: update skipped]" if bad else ""))
+
+    for step in range(start, steps):
+      t0 = time.time()
+      batch, host = produce(step, state)
+      state, m = step_fn(state, batch)
+      if pending is not None:
+        flush(pending)
+      pending = (step + 1, m, host, t0)
+      evaluates = eval_fn is not None and eval_every and (step + 1) % eval_every == 0
+      if evaluates:  # the eval reads state.params of this step: flush now
+        flush(pending)
+        pending = None
+      if (step + 1) % checkpoint_every == 0 and step + 1 < steps:
+        if pending is not None:
+          flush(pending)
+          pending = None
+        ckpt.save(step + 1, state, {"step": step + 1, "done": False})
+      if crash_after_step is not None and step + 1 == crash_after_step:
+        ckpt.wait()
+        raise KeyboardInterrupt(f"simulated crash after step {step + 1}")
+    if pending is not None:
+      flush(pending)
+    ckpt.save(steps, state, {"step": steps, "done": True}, force=True)
+    return state, False
+  finally:
+    ckpt.close()
+    writer.close()
+
+
+def _eval_row(result: dict[str, Any]) -> dict[str, float]:
+  return {f"eval/{k}": v for k, v in result.items() if isinstance(v, (int, float))
+          and not isinstance(v, bool)}
