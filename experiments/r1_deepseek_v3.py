@@ -1,13 +1,15 @@
 r"""DeepSeek-R1 at full size: GRPO on DeepSeek-V3-Base (671B, MLA + 256-expert MoE).
 
-Status: config ready; the pipeline stages for real data are not wired yet (the pipeline
-runs the tiny arithmetic task only: `r1_zero` on GSM8K/MATH, cold-start SFT, rejection
-sampling and the second RL stage are still to come). The tests build this config at full
-size (671B parameters by `jax.eval_shape`, mesh checked for 1024 chips) and AOT-compile
-its GRPO step and sampler with the model scaled down (`:aot_test`, 8 CPU devices).
+Stages: base (evaluate the checkpoint) -> r1_zero (GRPO on GSM8K + MATH train) ->
+final (evaluate). R1's later stages (cold start, rejection sampling, RL for all
+scenarios) are chained the same way as their kinds land. The tests build this config at
+full size (671B parameters by `jax.eval_shape`, mesh checked for 1024 chips) and
+AOT-compile its GRPO step and sampler with the model scaled down (`:aot_test`, 8 CPU
+devices).
 
-Command (once the stages are wired):
-  python -m r1jax.main --config=experiments/r1_deepseek_v3.py --workdir=gs://BUCKET/r1_v3
+Command:
+  python -m r1jax.main --config=experiments/r1_deepseek_v3.py --workdir=gs://BUCKET/r1_v3 \
+      --config.init=hf:DIR_OF_DEEPSEEK_V3_BASE --config.data_dir=DIR
   (one process per host; `R1JAX_NUM_PROCESSES`/`COORDINATOR_ADDRESS` make main.py call
   `jax.distributed.initialize()`). `:aot_test` is the scaled-down variant for the tests.
 Hardware: TPU v5p-2048 (1024 chips, 95 GB HBM each; v5p names count TensorCores).
@@ -53,68 +55,34 @@ import types
 
 import jax
 
-from r1jax import configs, model, sharding
-from r1jax.interop import hf
+from r1jax import configs, model, presets, sharding, stages
+from r1jax.data import tasks
 
-# DeepSeek-V3 config.json (huggingface.co/deepseek-ai/DeepSeek-V3-Base); MTP layer omitted.
-V3_HF = dict(
-    architectures=["DeepseekV3ForCausalLM"], hidden_size=7168, num_hidden_layers=61,
-    num_attention_heads=128, q_lora_rank=1536, kv_lora_rank=512, qk_nope_head_dim=128,
-    qk_rope_head_dim=64, v_head_dim=128, n_routed_experts=256, n_shared_experts=1,
-    num_experts_per_tok=8, moe_intermediate_size=2048, intermediate_size=18432,
-    first_k_dense_replace=3, n_group=8, topk_group=4, routed_scaling_factor=2.5,
-    norm_topk_prob=True, scoring_func="sigmoid", topk_method="noaux_tc", vocab_size=129280,
-    rope_theta=10000.0, max_position_embeddings=163840, rms_norm_eps=1e-6, hidden_act="silu",
-    rope_scaling=dict(type="yarn", factor=40, original_max_position_embeddings=4096,
-                      beta_fast=32, beta_slow=1, mscale=1.0, mscale_all_dim=1.0),
-    torch_dtype="bfloat16")
 NUM_CHIPS = 1024  # TPU v5p-2048.
 HBM_GB = 95.0  # Per v5p chip.
-
-
-def model_config():
-  """The full DeepSeek-V3 main model: f32 master weights, bf16 activations, remat."""
-  c = hf.config_from_hf(V3_HF, param_dtype="float32")
-  c.dtype = "bfloat16"
-  c.remat = True
-  c.max_seq_len = 8192
-  c.moe.bias_update_rate = 1e-3  # DeepSeek-V3's gamma for the aux-loss-free balancing.
-  return c
+PROMPT_TOKENS = 1024  # Padded prompt bucket of the memory estimate (P; P + C = 8192).
 
 
 def get_config(arg=None):
-  c = configs.ConfigDict()
-  c.seed = 0  # Seeds data order, initialisation and sampling.
-  # Run in order; 'r1_zero' on this task is not wired in r1jax.pipeline yet.
-  c.stages = ("r1_zero",)
-
-  c.task = configs.ConfigDict()
-  c.task.name = "math"  # Rule-rewarded math prompts (GSM8K train + MATH train).
-  # Prepared TFDS/array_record data (r1jax.data.builders.load_split).
-  c.task.data_dir = "gs://BUCKET/r1jax_data"
-  # Raw JSONL: GSM8K from github.com/openai/grade-school-math (grade_school_math/data),
-  # MATH-500 from github.com/openai/prm800k (prm800k/math_splits).
-  c.task.source_dir = "gs://BUCKET/raw/math"
-
-  c.tokenizer = configs.ConfigDict()
-  c.tokenizer.path = "gs://BUCKET/DeepSeek-V3-Base"  # HF tokenizer.json of the checkpoint.
-
-  c.model = model_config()
-  c.checkpoint = "gs://BUCKET/DeepSeek-V3-Base"  # HF safetensors (FP8, dequantised on load).
+  c = configs.run_config(init="hf:gs://BUCKET/DeepSeek-V3-Base",  # FP8, dequantised on load
+                         data_dir="gs://BUCKET/r1jax_data")
+  c.stages = ("base", "r1_zero", "final")
+  for name in ("gsm8k", "math", "math500"):
+    c.tasks[name] = tasks.config(name, template="r1_zero")
+  c.model = presets.deepseek_v3()  # f32 master weights, bf16 activations, remat.
   c.mesh = configs.mesh_config(data=1, fsdp=8, expert=16, tensor=8)
 
-  c.pretrain = configs.ConfigDict()
-  c.pretrain.batch_size = 128  # Unused (no pretraining); the mesh check reads it.
-
-  c.rl = configs.rl_config(  # configs.rl_config documents every key.
+  evaluation = dict(tasks=("math500:test",), num_problems=500, k=16, max_new_tokens=7168,
+                    batch_rows=1024)
+  c.base = stages.config("evaluate", input="init", **evaluation)
+  c.r1_zero = stages.config(  # r1jax/stages/grpo.py documents every key.
+      "grpo", input="init", train=("gsm8k:train", "math:train"),
       steps=8000,  # paper Figure 2: ~8k.
       batch_prompts=8,  # B*G rows = 1 per batch shard.
       max_new_tokens=7168, reward_workers=32, checkpoint_every=50, eval_every=200,
+      curve=dict(evaluation, num_problems=128, k=4),
       optimizer=dict(learning_rate=3e-6, warmup_steps=10, b2=0.95, weight_decay=0.1))
-  c.rl.max_prompt_tokens = 1024  # Padded prompt bucket (P); P + C = model.max_seq_len.
-
-  c.eval = configs.eval_config(num_problems=500, k=16, max_new_tokens=7168, batch_rows=1024)
-  c.eval.split = "math500:test"  # Held-out set (MATH-500).
+  c.final = stages.config("evaluate", input="r1_zero", **evaluation)
 
   if arg == "aot_test":
     # Same structure (MLA with q-LoRA, yarn, grouped routing, shared expert, dense-first
@@ -125,13 +93,9 @@ def get_config(arg=None):
         moe=dict(n_routed_experts=8, n_group=4, topk_group=2, num_experts_per_tok=2,
                  first_k_dense_replace=1, routed_scaling_factor=2.5))
     c.mesh = configs.mesh_config(data=1, fsdp=2, expert=2, tensor=2)
-    c.pretrain.batch_size = 8
-    c.rl.batch_prompts = 2
-    c.rl.group_size = 4
-    c.rl.max_prompt_tokens = 16
-    c.rl.max_new_tokens = 16
-    c.eval.max_new_tokens = 16
-    c.eval.batch_rows = 8
+    c.r1_zero.batch_prompts, c.r1_zero.group_size, c.r1_zero.max_new_tokens = 2, 4, 16
+    for s in (c.base, c.final, c.r1_zero.curve):
+      s.max_new_tokens, s.batch_rows = 16, 8
   elif arg not in (None, ""):
     raise ValueError(f"Unknown config arg {arg!r}; allowed: '' or 'aot_test'.")
   return c
@@ -168,8 +132,8 @@ def memory_per_chip_gb(c, num_chips: int = NUM_CHIPS) -> dict[str, float]:
   pbytes = 4 if m.param_dtype == "float32" else 2
   abytes = 4 if m.dtype == "float32" else 2
   batch_split = sizes["data"] * sizes["fsdp"] * sizes["expert"]
-  rows = c.rl.batch_prompts * c.rl.group_size / batch_split
-  t = c.rl.max_prompt_tokens + c.rl.max_new_tokens
+  rows = c.r1_zero.batch_prompts * c.r1_zero.group_size / batch_split
+  t = PROMPT_TOKENS + c.r1_zero.max_new_tokens
   heads = m.n_heads / sizes["tensor"]
   cache_width = (m.mla.kv_lora_rank + m.mla.qk_rope_head_dim if m.attention == "mla"
                  else 2 * m.n_kv_heads * m.head_dim)

@@ -313,7 +313,10 @@ def validate(config: ConfigDict, num_devices: int | None = None) -> None:
   t = config.tokenizer
   _require(t.kind in ("sentencepiece", "hf"),
            f"tokenizer.kind={t.kind!r}; allowed: 'sentencepiece', 'hf'.")
-  if t.kind == "sentencepiece" and not t.path:
+  random_init = any(config[n].input == "random" or (config[n].input == "init" and
+                                                   config.init == "random")
+                    for n in config.stages if n in config and "input" in config[n])
+  if random_init and t.kind == "sentencepiece" and not t.path:
     _require(t.train_task in config.tasks,
              f"tokenizer.train_task={t.train_task!r} must name a task of config.tasks "
              f"({sorted(config.tasks.keys())}) to train the tokenizer on, or set "

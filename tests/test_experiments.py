@@ -13,6 +13,7 @@ import pytest
 
 from r1jax import configs, model, sampling, sharding
 from r1jax.train import rl
+from r1jax.train import sft as sft_lib
 from r1jax.train import state as state_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -33,18 +34,27 @@ def load(name):
   return mod
 
 
-def batch_rows(c):
-  return c.rl.batch_prompts * c.rl.group_size if "rl" in c else c.pretrain.batch_size
+PROMPT_TOKENS = 16  # the AOT-compiled prompt bucket
+
+
+def train_stage(c, kind):
+  """The (first) training stage of `kind` in the experiment."""
+  return next(c[s] for s in c.stages if c[s].kind == kind)
+
+
+def batch_rows(c, kind):
+  s = train_stage(c, kind)
+  return s.batch_prompts * s.group_size if kind == "grpo" else s.batch_size
 
 
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))
 def test_full_size_config(name):
-  devices, published, _ = EXPERIMENTS[name]
+  devices, published, kind = EXPERIMENTS[name]
   c = load(name).get_config()
-  configs.validate_model(c.model)
   for n in devices:
+    configs.validate(c, n)  # every stage's checks, batch vs mesh among them
     sizes = configs.mesh_shape(c.mesh, n)
-    configs.validate_mesh_for_model(sizes, c.model, batch_rows(c) if n > 1 else None)
+    configs.validate_mesh_for_model(sizes, c.model, batch_rows(c, kind) if n > 1 else None)
   shapes = jax.eval_shape(lambda: model.init_params(c.model, jax.random.key(0)))
   n_params = sum(math.prod(x.shape) for x in jax.tree.leaves(shapes))
   assert abs(n_params / published - 1) < 0.02, n_params
@@ -59,7 +69,7 @@ def test_v3_memory_fits_v5p():
 
 def test_unknown_arg_is_an_error():
   for name in EXPERIMENTS:
-    with pytest.raises(ValueError, match="aot_test"):
+    with pytest.raises(ValueError, match="aot_test"):  # the error lists the valid args
       load(name).get_config("nope")
 
 
@@ -69,8 +79,9 @@ def abstract(tree, shardings):
 
 
 def grpo_batch(c):
-  n = c.rl.batch_prompts * c.rl.group_size
-  length = c.rl.max_prompt_tokens + c.rl.max_new_tokens
+  r = train_stage(c, "grpo")
+  n = r.batch_prompts * r.group_size
+  length = PROMPT_TOKENS + r.max_new_tokens
   f = lambda *s: jax.ShapeDtypeStruct(s, jnp.float32)
   return {"tokens": jax.ShapeDtypeStruct((n, length), jnp.int32),
           "prompt_pad": jax.ShapeDtypeStruct((n,), jnp.int32),
@@ -79,28 +90,32 @@ def grpo_batch(c):
 
 
 def sft_batch(c):
-  b, t = c.pretrain.batch_size, c.pretrain.seq_len
-  return {"tokens": jax.ShapeDtypeStruct((b, t + 1), jnp.int32),
-          "loss_mask": jax.ShapeDtypeStruct((b, t), jnp.float32)}
+  s = train_stage(c, "sft")
+  b, t = s.batch_size, s.seq_len
+  i32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.int32)
+  return {"tokens": i32(b, t + 1), "loss_mask": jax.ShapeDtypeStruct((b, t), jnp.float32),
+          "segment_ids": i32(b, t), "positions": i32(b, t),
+          "loss_denominator": jax.ShapeDtypeStruct((), jnp.float32)}
 
 
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))
 def test_aot_compiles(name):
   _, _, kind = EXPERIMENTS[name]
   c = load(name).get_config("aot_test")
-  configs.validate_model(c.model)
+  configs.validate(c, 8)
   mesh = sharding.make_mesh(c.mesh)
   assert mesh.devices.size == 8
-  configs.validate_mesh_for_model(mesh.devices.shape, c.model, batch_rows(c))
+  configs.validate_mesh_for_model(mesh.devices.shape, c.model, batch_rows(c, kind))
   rules = c.mesh.rules
-  opt = c.rl.optimizer if kind == "grpo" else c.pretrain.optimizer
+  stage = train_stage(c, kind)
+  opt = stage.optimizer
   tx = state_lib.make_optimizer(opt)
   state, shardings = state_lib.create_train_state(c.model, tx, mesh, rules, jax.random.key(0))
   abs_state = abstract(state, shardings)
   if kind == "grpo":
-    loss_fn, batch = rl.grpo_loss_fn(c.model, c.rl), grpo_batch(c)
+    loss_fn, batch = rl.grpo_loss_fn(c.model, stage), grpo_batch(c)
   else:
-    loss_fn, batch = state_lib.lm_loss(c.model), sft_batch(c)
+    loss_fn, batch = sft_lib.sft_loss(c.model), sft_batch(c)
   step = state_lib.make_train_step(loss_fn, c.model, tx, shardings, mesh, rules,
                                    state_lib.learning_rate_schedule(opt))
   compiled = step.lower(abs_state, batch).compile()
@@ -109,8 +124,9 @@ def test_aot_compiles(name):
   assert cost and cost.get("flops", 0) > 0, cost
 
   # The sampler core on the same mesh, params sharded like the train state.
-  rows = batch_rows(c) if kind == "grpo" else c.eval.batch_rows
-  prompt = 16 if kind == "sft" else c.rl.max_prompt_tokens
+  evaluation = next(c[s] for s in c.stages if c[s].kind == "evaluate")
+  rows = batch_rows(c, kind) if kind == "grpo" else evaluation.batch_rows
+  prompt = PROMPT_TOKENS
   i32 = lambda *s: jax.ShapeDtypeStruct(s, jnp.int32)
   in2 = sharding.batch_sharding(mesh, rules, 2, (rows, prompt))
   in1 = sharding.batch_sharding(mesh, rules, 1, (rows,))
@@ -120,7 +136,7 @@ def test_aot_compiles(name):
         jax.ShapeDtypeStruct((rows,), jnp.int32, sharding=in1), jax.random.key(1),
         i32(), jax.ShapeDtypeStruct((), jnp.float32), jax.ShapeDtypeStruct((), jnp.float32),
         i32(), i32(1), config=ml_collections.FrozenConfigDict(c.model),
-        gen_bucket=sampling.bucket(c.eval.max_new_tokens))
+        gen_bucket=sampling.bucket(evaluation.max_new_tokens))
   sampler = lowered.compile()
   cost = sampler.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost

@@ -22,16 +22,17 @@ def _run(workdir, *extra, check=True):
 
 def test_cli_smoke_run_and_skip(tmp_path):
   wd = str(tmp_path / "run")
-  out = _run(wd, "--config.pretrain.steps=4", "--config.pretrain.checkpoint_every=2")
+  out = _run(wd, "--config.pretrain_base.steps=4",
+           "--config.pretrain_base.checkpoint_every=2")
   cfg = json.load(open(os.path.join(wd, "config.json")))
-  assert cfg["pretrain"]["steps"] == 4 and cfg["model"]["attention"] == "mla"
+  assert cfg["pretrain_base"]["steps"] == 4 and cfg["model"]["attention"] == "mla"
   rows = [json.loads(l) for l in open(os.path.join(wd, "pretrain_base", "metrics.jsonl"))]
   assert [r["step"] for r in rows] == [1, 2, 3, 4]
   assert all(r["train/loss"] > 0 for r in rows)
   assert rows[-1]["train/loss"] < rows[0]["train/loss"]
   assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(wd, "pretrain_base")))
   summary = json.load(open(os.path.join(wd, "summary.json")))
-  assert summary["pretrain_base"]["final_loss"] == pytest.approx(rows[-1]["train/loss"])
+  assert summary["stages"]["pretrain_base"]["final_loss"] == pytest.approx(rows[-1]["train/loss"])
   # R1-Zero ran: per-step RL metrics, eval before/after with the paper's protocol, plots.
   rl_rows = [json.loads(l) for l in open(os.path.join(wd, "r1_zero", "metrics.jsonl"))]
   assert [r["step"] for r in rl_rows] == [0, 1, 2]
@@ -54,8 +55,9 @@ def test_cli_smoke_run_and_skip(tmp_path):
       assert f.read(8) == b"\x89PNG\r\n\x1a\n"
   assert "held-out" in out.stdout and "final" in out.stdout
   # The same command again finds the finished stages and skips them.
-  again = _run(wd, "--config.pretrain.steps=4", "--config.pretrain.checkpoint_every=2")
-  assert "tokenizer: found" in again.stdout and "pretrain_base: finished" in again.stdout
+  again = _run(wd, "--config.pretrain_base.steps=4",
+           "--config.pretrain_base.checkpoint_every=2")
+  assert "pretrain_base: finished" in again.stdout
   assert "r1_zero: finished" in again.stdout
   assert len(open(os.path.join(wd, "pretrain_base", "metrics.jsonl")).readlines()) == 4
 

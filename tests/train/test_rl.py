@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from r1jax import configs, model, pipeline, sharding
+from r1jax.stages import common
 from r1jax.train import checkpoint as ckpt_lib
 from r1jax.rewards import scoring
 from r1jax.train import rl
@@ -25,24 +26,18 @@ def _config():
   spec.loader.exec_module(mod)
   c = mod.get_config("smoke")
   c.model = configs.model_config(vocab_size=c.model.vocab_size, max_seq_len=128, n_layers=1)
-  c.mesh = configs.mesh_config(data=1)
-  c.rl.steps = 3
-  c.rl.checkpoint_every = 1
-  c.rl.reward_workers = 0
-  c.rl.max_new_tokens = 8
-  c.rl.optimizer.learning_rate = 1e-2
-  c.rl.reward_weights = configs.ConfigDict({"accuracy": 1.0, "format": 0.1, "parity": 1.0})
+  c.mesh = configs.mesh_config(data=1, fsdp=-1)
+  c.stages = ("r1_zero",)  # GRPO alone, from random weights (the stage's input)
+  r = c.r1_zero
+  r.input = "random"
+  r.steps = 3
+  r.checkpoint_every = 1
+  r.eval_every = 0
+  r.reward_workers = 0
+  r.max_new_tokens = 8
+  r.optimizer.learning_rate = 1e-2
+  r.reward_weights = configs.ConfigDict({"accuracy": 1.0, "format": 0.1, "parity": 1.0})
   return c
-
-
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-  c = _config()
-  wd = str(tmp_path_factory.mktemp("tok"))
-  tok = pipeline.run_tokenizer(c, wd)
-  mesh = sharding.make_mesh(c.mesh, devices=jax.devices()[:1])
-  params = model.init_params(c.model, jax.random.key(0))
-  return c, tok, mesh, params
 
 
 def _parity_reward(completion, example):
@@ -56,19 +51,19 @@ def parity_reward(monkeypatch):
 
 
 def _rows(d):
-  return [json.loads(l) for l in open(os.path.join(d, "metrics.jsonl"))]
+  return [json.loads(l) for l in open(os.path.join(d, "r1_zero", "metrics.jsonl"))]
 
 
-def test_crash_and_rerun_equals_uninterrupted(setup, tmp_path):
-  c, tok, mesh, params = setup
-  fn = pipeline.rl_prompts_fn(c)
+def test_crash_and_rerun_equals_uninterrupted(tmp_path):
+  c = _config()
   full = str(tmp_path / "full")
-  rl.run_grpo(c, full, tok, params, mesh, fn, log=lambda s: None)
+  pipeline.train_and_evaluate(c, full)
   crashed = str(tmp_path / "crashed")
   with pytest.raises(KeyboardInterrupt):
-    rl.run_grpo(c, crashed, tok, params, mesh, fn, log=lambda s: None, _crash_after_step=2)
+    pipeline.train_and_evaluate(c, crashed, crash_after_step=2)
   assert [r["step"] for r in _rows(crashed)] == [1, 2]
-  rl.run_grpo(c, crashed, tok, params, mesh, fn, log=lambda s: None)
+  assert not os.path.exists(os.path.join(crashed, "r1_zero", "output.json"))
+  pipeline.train_and_evaluate(c, crashed)
   a, b = _rows(full), _rows(crashed)
   assert [r["step"] for r in a] == [r["step"] for r in b] == [1, 2, 3]
   for ra, rb in zip(a, b):
@@ -78,31 +73,36 @@ def test_crash_and_rerun_equals_uninterrupted(setup, tmp_path):
   # The policy moved (else equality would be trivial).
   assert all(r["grads/all/norm"] > 0 for r in a)
   assert a[-1]["rl/kl"] > 0
+  # The exported final weights are the same too.
+  mesh = sharding.make_mesh(c.mesh)
+  pa, pb = (common.load_params(os.path.join(d, "r1_zero", "params"), c.model, mesh,
+                               c.mesh.rules) for d in (full, crashed))
+  for x, y in zip(jax.tree.leaves(pa), jax.tree.leaves(pb)):
+    np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-6, atol=1e-7)
 
 
-def test_corrupt_checkpoint_names_directory(setup, tmp_path):
-  c, tok, mesh, params = setup
+def test_corrupt_checkpoint_names_directory(tmp_path):
+  c = _config()
   d = str(tmp_path / "run")
   with pytest.raises(KeyboardInterrupt):
-    rl.run_grpo(c, d, tok, params, mesh, pipeline.rl_prompts_fn(c), log=lambda s: None,
-                _crash_after_step=1)
-  step_dir = os.path.join(d, "checkpoints", "1")
+    pipeline.train_and_evaluate(c, d, crash_after_step=1)
+  step_dir = os.path.join(d, "r1_zero", "checkpoints", "1")
   for root, _, files in os.walk(step_dir):
     for f in files:
       if "state" in root and not f.startswith("_"):
         with open(os.path.join(root, f), "wb") as fh:
           fh.write(b"garbage")
   with pytest.raises(ckpt_lib.CheckpointError, match="checkpoints"):
-    rl.run_grpo(c, d, tok, params, mesh, pipeline.rl_prompts_fn(c), log=lambda s: None)
+    pipeline.train_and_evaluate(c, d)
 
 
-def test_repeated_nonfinite_losses_stop_with_clear_error(setup, tmp_path):
-  c, tok, mesh, params = setup
-  bad = jax.tree.map(lambda x: x, params)
-  bad["final_norm"] = bad["final_norm"] * jnp.nan
+def test_repeated_nonfinite_losses_stop_with_clear_error(tmp_path):
+  c = _config()
+  c.r1_zero.optimizer.learning_rate = 1e30  # weights overflow after the first update
+  c.r1_zero.optimizer.grad_clip = 0.0
+  c.r1_zero.steps = 6
   with pytest.raises(rl.TrainingError, match="non-finite"):
-    rl.run_grpo(c, str(tmp_path / "nan"), tok, bad, mesh, pipeline.rl_prompts_fn(c),
-                log=lambda s: None)
+    pipeline.train_and_evaluate(c, str(tmp_path / "nan"))
 
 
 def test_completion_mask_and_inputs():
