@@ -37,13 +37,18 @@ class TrainState:
 
 
 def learning_rate_schedule(opt: Any) -> optax.Schedule:
-  """Linear warmup to the peak, then constant or cosine decay to end_lr_ratio * peak."""
-  warm = optax.linear_schedule(0.0, opt.learning_rate, max(opt.warmup_steps, 1))
+  """Linear warmup to the peak, then constant or cosine decay to end_lr_ratio * peak.
+
+  With `warmup_steps` 0 the peak applies from step 0.
+  """
   if opt.decay_steps:
     after = optax.cosine_decay_schedule(opt.learning_rate, opt.decay_steps, opt.end_lr_ratio)
   else:
     after = optax.constant_schedule(opt.learning_rate)
-  return optax.join_schedules([warm, after], [max(opt.warmup_steps, 1)])
+  if not opt.warmup_steps:
+    return after
+  warm = optax.linear_schedule(0.0, opt.learning_rate, opt.warmup_steps)
+  return optax.join_schedules([warm, after], [opt.warmup_steps])
 
 
 def _label(path: tuple[Any, ...], leaf: Any) -> str:
@@ -112,21 +117,69 @@ def global_norm(tree: Any) -> Array:
   return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in jax.tree.leaves(tree)))
 
 
+def _micro_batches(batch: dict[str, Array], accum_steps: int) -> dict[str, Array]:
+  """[B, ...] leaves as [A, B/A, ...]: micro-batch i holds rows i, i+A, i+2A, ... (so
+  each device's rows feed every micro-batch). Scalars are repeated, `loss_denominator`
+  divided by A (see `make_train_step`)."""
+  out = {}
+  for k, x in batch.items():
+    if x.ndim == 0:
+      x = x / accum_steps if k == "loss_denominator" else x
+      out[k] = jnp.broadcast_to(x, (accum_steps,))
+      continue
+    if x.shape[0] % accum_steps:
+      raise ValueError(f"batch[{k!r}] has {x.shape[0]} rows, not divisible by "
+                       f"accum_steps={accum_steps}")
+    out[k] = x.reshape((x.shape[0] // accum_steps, accum_steps) + x.shape[1:]).swapaxes(0, 1)
+  return out
+
+
 def make_train_step(loss_fn: LossFn, model_cfg: Any, tx: optax.GradientTransformation,
-                    shardings: TrainState, mesh: Mesh, rules: Any, lr_schedule: optax.Schedule
+                    shardings: TrainState, mesh: Mesh, rules: Any, lr_schedule: optax.Schedule,
+                    accum_steps: int = 1
                     ) -> Callable[[TrainState, dict[str, Array]], tuple[TrainState, dict]]:
   """The jitted `step(state, batch) -> (state, metrics)` (state donated).
 
   A non-finite loss or gradient skips the update (state unchanged but rng and the
   `nonfinite` counter); the caller stops after several in a row.
+
+  With `accum_steps` A > 1 the batch's rows are split into A micro-batches (rows i,
+  i+A, ...), their gradients summed in float32 in a `lax.scan` and averaged, and one
+  update applied; the loss and metrics are micro-batch means, the MoE loads their sum.
+  A loss that is a mean over its own micro-batch's tokens then gives the mean of
+  micro-batch means. A batch carrying a scalar `loss_denominator` (its full token count,
+  e.g. `sft.SFTData`) hands each micro-batch `loss_denominator / A`, so a loss divided by
+  it (`lm_loss`) gives exactly the full batch's loss and gradient.
   """
+  if accum_steps < 1:
+    raise ValueError(f"accum_steps must be >= 1, got {accum_steps}")
   _, n_moe_layers = model.layer_counts(model_cfg)
   rate = model_cfg.moe.bias_update_rate if n_moe_layers else 0.0
+  grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
+  def loss_and_grads(params: Params, batch: dict[str, Array], rng: Array
+                     ) -> tuple[Array, dict[str, Array], Array, Params]:
+    """(loss, metrics, expert load, grads) of the batch, accumulated over micro-batches."""
+    if accum_steps == 1:
+      (loss, (metrics, load)), grads = grad_fn(params, batch, rng)
+      return loss, metrics, load, grads
+
+    def micro(acc: Params, xs: tuple[dict[str, Array], Array]):
+      mb, i = xs
+      (loss, (metrics, load)), grads = grad_fn(params, mb, jax.random.fold_in(rng, i))
+      acc = jax.tree.map(lambda a, g: a + g.astype(jnp.float32), acc, grads)
+      return acc, (loss, metrics, load)
+
+    zeros = jax.tree.map(lambda p: jnp.zeros(p.shape, jnp.float32), params)
+    acc, (loss, metrics, load) = jax.lax.scan(
+        micro, zeros, (_micro_batches(batch, accum_steps), jnp.arange(accum_steps)))
+    grads = jax.tree.map(lambda a, p: (a / accum_steps).astype(p.dtype), acc, params)
+    mean = lambda x: jnp.mean(x, axis=0)
+    return mean(loss), jax.tree.map(mean, metrics), load.sum(0), grads
 
   def step(state: TrainState, batch: dict[str, Array]) -> tuple[TrainState, dict[str, Array]]:
     rng, step_rng = jax.random.split(jax.random.wrap_key_data(state.rng))
-    (loss, (metrics, load)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state.params, batch, step_rng)
+    loss, metrics, load, grads = loss_and_grads(state.params, batch, step_rng)
     gnorm = global_norm(grads)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
@@ -154,7 +207,10 @@ def make_train_step(loss_fn: LossFn, model_cfg: Any, tx: optax.GradientTransform
       metrics["moe/load/max_over_mean"] = jnp.max(frac) * frac.shape[-1]
     return new_state, metrics
 
-  batch_spec = lambda x: sharding.batch_sharding(mesh, rules, x.ndim, x.shape)
+  def batch_spec(x: Any) -> NamedSharding:
+    if not x.ndim:  # a scalar such as `loss_denominator`
+      return NamedSharding(mesh, P())
+    return sharding.batch_sharding(mesh, rules, x.ndim, x.shape)
 
   cache: dict[Any, Callable] = {}
 
@@ -179,21 +235,47 @@ def make_train_step(loss_fn: LossFn, model_cfg: Any, tx: optax.GradientTransform
   return run
 
 
-def lm_loss(model_cfg: Any) -> LossFn:
-  """Next-token cross-entropy over `loss_mask` (+ MoE balance loss).
+def token_nll(params: Params, model_cfg: Any, batch: dict[str, Array]
+              ) -> tuple[Array, Array, model.Aux]:
+  """NLL [B, T] and argmax hits [B, T] of targets tokens[:, 1:] given tokens[:, :-1].
 
-  batch: tokens int32 [B, T+1], loss_mask float [B, T] (weights on targets tokens[:, 1:]).
+  batch: tokens int32 [B, T+1]; optional segment_ids and positions int32 [B, T] (packed
+  rows, `sft.pack`); optional token_mask [B, T] for the MoE statistics (default: the
+  non-padding tokens, segment_ids > 0, when packed).
+  """
+  inputs, targets = batch["tokens"][:, :-1], batch["tokens"][:, 1:]
+  segment_ids = batch["segment_ids"] if "segment_ids" in batch else None
+  positions = batch["positions"] if "positions" in batch else None
+  if "token_mask" in batch:
+    token_mask = batch["token_mask"]
+  else:
+    token_mask = None if segment_ids is None else segment_ids > 0
+  logits, _, aux = model.apply(params, inputs, model_cfg, positions=positions,
+                               segment_ids=segment_ids, token_mask=token_mask)
+  logp = jax.nn.log_softmax(logits, axis=-1)
+  nll = -jnp.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]
+  hit = (jnp.argmax(logits, -1) == targets).astype(jnp.float32)
+  return nll, hit, aux
+
+
+def lm_loss(model_cfg: Any) -> LossFn:
+  """Next-token cross-entropy over `loss_mask` (+ MoE balance loss): pretraining and SFT.
+
+  batch: `token_nll`'s keys, loss_mask float [B, T] (weights on targets tokens[:, 1:]),
+  and optionally a scalar loss_denominator, the count the masked NLL sum is divided by
+  (default loss_mask.sum() of this batch; with it, gradient accumulation is exact:
+  `make_train_step`).
   """
   def loss_fn(params: Params, batch: dict[str, Array], rng: Array):
     del rng
-    inputs, targets = batch["tokens"][:, :-1], batch["tokens"][:, 1:]
+    nll, hit, aux = token_nll(params, model_cfg, batch)
     mask = batch["loss_mask"].astype(jnp.float32)
-    logits, _, aux = model.apply(params, inputs, model_cfg, token_mask=batch["token_mask"] if "token_mask" in batch else None)
-    logp = jax.nn.log_softmax(logits, axis=-1)
-    nll = -jnp.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]
-    denom = jnp.maximum(mask.sum(), 1.0)
+    if "loss_denominator" in batch:
+      denom = batch["loss_denominator"].astype(jnp.float32)
+    else:
+      denom = jnp.maximum(mask.sum(), 1.0)
     ce = (nll * mask).sum() / denom
-    acc = ((jnp.argmax(logits, -1) == targets) * mask).sum() / denom
+    acc = (hit * mask).sum() / denom
     loss = ce + aux.balance_loss
     return loss, ({"train/ce": ce, "train/token_accuracy": acc,
                    "moe/balance_loss": aux.balance_loss}, aux.expert_load)
