@@ -32,7 +32,6 @@ def main(argv):
   from r1jax import configs, pipeline
 
   config = FLAGS.config
-  configs.validate(config)  # before anything compiles
   workdir = FLAGS.workdir
   os.makedirs(workdir, exist_ok=True)
   if jax.process_index() == 0:
@@ -40,7 +39,13 @@ def main(argv):
       f.write(config.to_json_best_effort(indent=1) + "\n")
   print(f"r1jax: {len(jax.devices())} {jax.devices()[0].platform} device(s); workdir {workdir}",
         flush=True)
-  summary = pipeline.train_and_evaluate(config, workdir, only=FLAGS.only)
+  try:
+    configs.validate(config)  # before anything compiles
+    summary = pipeline.train_and_evaluate(config, workdir, only=FLAGS.only)
+  except (configs.ConfigError, pipeline.StageError, FileNotFoundError) as e:
+    # What to change is in the message; a traceback would only bury it.
+    print(f"FATAL {type(e).__name__}: {e}", file=sys.stderr)
+    sys.exit(1)
   print(json.dumps(summary, indent=1))
 
 
