@@ -127,6 +127,17 @@ def _quiet_tfds() -> Callable[[], None]:
   return lambda: logging.set_verbosity(verbosity)
 
 
+def _prepared(builder: str, split: str, workdir: str, **config: Any) -> list[Example]:
+  """{question, answer} of a TFDS builder's split, prepared once under DIR/data."""
+  from r1jax.data import builders
+  restore = _quiet_tfds()
+  try:
+    ds = builders.load_split(builder, split, data_dir=os.path.join(workdir, "data"), **config)
+    return [{"question": e["question"], "answer": e["answer"]} for e in ds]
+  finally:
+    restore()
+
+
 class Synthetic(Task):
   """The generated tasks of r1jax.data.arithmetic: worked/direct completions in the
   R1-Zero tag format; held-out problems from a hash split never drawn for training."""
@@ -187,17 +198,10 @@ class Synthetic(Task):
     if split == "train":
       return [{"question": p.question, "answer": p.answer}
               for p in self._sample(self.seed, self.cfg.num_sft, "train")]
-    from r1jax.data import builders
     c = self.cfg
-    restore = _quiet_tfds()
-    try:
-      ds = builders.load_split(
-          "arithmetic", "test", data_dir=os.path.join(self.workdir, "data"), task=c.name,
-          digits=c.digits, min_terms=c.min_terms, max_terms=c.max_terms, num_train=1,
-          num_test=c.num_test, seed=self.seed + 1000)
-      return [{"question": e["question"], "answer": e["answer"]} for e in ds]
-    finally:
-      restore()
+    return _prepared("arithmetic", "test", self.workdir, task=c.name, digits=c.digits,
+                     min_terms=c.min_terms, max_terms=c.max_terms, num_train=1,
+                     num_test=c.num_test, seed=self.seed + 1000)
 
   def _sft_examples(self, split: str) -> list[Example]:
     if split != "train":
@@ -217,18 +221,11 @@ class GSM8K(Task):
     return c
 
   def _problems(self, split: str) -> list[Example]:
-    from r1jax.data import builders
     src = os.path.join(self.data_dir, "gsm8k")
     for s in self.SPLITS:  # the builder prepares both splits at once
       _need(os.path.join(src, f"{s}.jsonl"),
             'GSM8K\'s original JSONL: one {"question": ..., "answer": "...#### N"} per line')
-    restore = _quiet_tfds()
-    try:
-      ds = builders.load_split("gsm8k", split, data_dir=os.path.join(self.workdir, "data"),
-                               source_dir=src)
-      return [{"question": e["question"], "answer": e["answer"]} for e in ds]
-    finally:
-      restore()
+    return _prepared("gsm8k", split, self.workdir, source_dir=src)
 
 
 class MATH(Task):
@@ -267,18 +264,11 @@ class MATH500(Task):
     return c
 
   def _problems(self, split: str) -> list[Example]:
-    from r1jax.data import builders
     src = os.path.join(self.data_dir, "math500")
     _need(os.path.join(src, "test.jsonl"),
           'MATH-500 JSONL: one {"problem", "answer", "solution", "subject", "level", '
           '"unique_id"} object per line')
-    restore = _quiet_tfds()
-    try:
-      ds = builders.load_split("math500", split, data_dir=os.path.join(self.workdir, "data"),
-                               source_dir=src)
-      return [{"question": e["question"], "answer": e["answer"]} for e in ds]
-    finally:
-      restore()
+    return _prepared("math500", split, self.workdir, source_dir=src)
 
 
 class Jsonl(Task):
