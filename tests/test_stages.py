@@ -61,8 +61,14 @@ def _rows(path):
   return [json.loads(l) for l in open(path)]
 
 
-def test_chain_outputs(chain):
-  c, wd, summary = chain
+def test_chain(chain, tmp_path):
+  """One test for the shared chain run (a module fixture would run once per xdist worker)."""
+  _check_outputs(*chain)
+  _check_rerun_skips_and_only(chain, tmp_path)
+  _check_sample_stage_resumes_a_lost_shard(chain)
+
+
+def _check_outputs(c, wd, summary):
   for name in c.stages:
     out = json.load(open(os.path.join(wd, name, "output.json")))
     assert out["kind"] == c[name].kind
@@ -88,7 +94,7 @@ def test_chain_outputs(chain):
   assert json.load(open(os.path.join(wd, "eval.json")))["check"]["k"] == 2
 
 
-def test_rerun_skips_and_only(chain, tmp_path):
+def _check_rerun_skips_and_only(chain, tmp_path):
   c, wd, _ = chain
   before = {n: os.path.getmtime(os.path.join(wd, n, "output.json")) for n in c.stages}
   pipeline.train_and_evaluate(c, wd)
@@ -103,7 +109,7 @@ def test_rerun_skips_and_only(chain, tmp_path):
     pipeline.train_and_evaluate(c, fresh, only="nope")
 
 
-def test_sample_stage_resumes_a_lost_shard(chain, tmp_path):
+def _check_sample_stage_resumes_a_lost_shard(chain):
   c, wd, _ = chain
   d = os.path.join(wd, "rs", "samples")
   shard = open(os.path.join(d, "part-00001.jsonl")).read()
