@@ -9,7 +9,7 @@ import pytest
 from r1jax import configs, sharding, stages
 from r1jax import tokenizer as tokenizer_lib
 from r1jax.data import arithmetic, tasks
-from r1jax.stages import common, pretrain
+from r1jax.stages import common, grpo, pretrain
 
 _EXP = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "r1_zero_tiny.py"
 
@@ -69,7 +69,7 @@ def test_heldout_problems_never_in_training(demo):
   held_sets = {digits(e["question"]) for e in held}
   seen = set()
   task = run.tasks.get("digits")
-  stream = tasks.Stream(run.tasks, c.r1_zero.train, c.seed, salt=10_000)
+  stream = tasks.Stream(run.tasks, c.r1_zero.train, c.seed, salt=grpo.PROMPT_SALT)
   for step in range(20):
     b = pretrain.lm_batch(c.pretrain_base, task, tok, c.seed, step)
     for row in b["tokens"]:
@@ -78,6 +78,17 @@ def test_heldout_problems_never_in_training(demo):
       seen.add(digits(q))
     seen |= {digits(x["question"]) for _, x in stream.batch(step, c.r1_zero.batch_prompts)}
   assert len(seen) > 200 and not seen & held_sets
+
+
+def test_synthetic_heldout_sft_rows_are_worked_solutions(demo):
+  c, run, _ = demo
+  task = run.tasks.get("digits")
+  rows = task.sft_examples("test")
+  assert len(rows) == c.tasks.digits.num_test
+  for row in rows[:20]:  # the same text the training rows have, from the question alone
+    terms = tuple(int(t) for t in row["question"].split("of ")[1].rstrip("?").split("+"))
+    worked = arithmetic.completion(arithmetic.LastDigitProblem(terms), "worked")
+    assert row["completion"] == worked and "<think>" in worked
 
 
 def test_stage_and_protocol_defaults_and_misspelt_keys():

@@ -175,10 +175,15 @@ def worked_steps(p: Problem | SumProblem) -> str:
   return ",".join(steps)
 
 
+def tagged(steps: str, answer: str) -> str:
+  """A completion in the R1-Zero tag format: ' <think>steps</think> <answer>answer</answer>'."""
+  return f" <think>{steps}</think> <answer>{answer}</answer>"
+
+
 def completion(p: Problem | SumProblem, style: str) -> str:
   """The assistant's text after the prompt, in the R1-Zero tag format."""
   if style == "worked":
-    return f" <think>{worked_steps(p)}</think> <answer>{p.answer}</answer>"
+    return tagged(worked_steps(p), p.answer)
   if style == "direct":
-    return f" <think></think> <answer>{p.answer}</answer>"
+    return tagged("", p.answer)
   raise ValueError(f"style={style!r}; allowed: 'worked', 'direct'.")

@@ -23,7 +23,6 @@ not change, and once prepared the source directory is no longer read.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -32,7 +31,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
-from r1jax.data import arithmetic
+from r1jax.data import arithmetic, jsonl
 
 _ARRAY_RECORD = tfds.core.FileFormat.ARRAY_RECORD
 
@@ -88,21 +87,7 @@ def _require(path: epath.Path, *, dataset: str, how_to_get: str) -> epath.Path:
 def _read_jsonl(path: epath.Path, required: Sequence[str]) -> Iterator[tuple[int, dict]]:
   """(1-based line number, record) for each non-blank line; MalformedLine otherwise."""
   with path.open() as f:
-    for lineno, line in enumerate(f, start=1):
-      if not line.strip():
-        continue
-      try:
-        record = json.loads(line)
-      except json.JSONDecodeError as e:
-        raise MalformedLine(f"{path}:{lineno}: not valid JSON ({e.msg}).") from None
-      if not isinstance(record, dict):
-        raise MalformedLine(f"{path}:{lineno}: expected a JSON object, got "
-                            f"{type(record).__name__}.")
-      missing = [k for k in required if k not in record]
-      if missing:
-        raise MalformedLine(f"{path}:{lineno}: missing key(s) {missing}; "
-                            f"expected {list(required)}.")
-      yield lineno, record
+    yield from jsonl.records(f, path, required, MalformedLine)
 
 
 # ----------------------------------------------------------------------------------

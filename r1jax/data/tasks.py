@@ -16,13 +16,13 @@ Every task serves `problems(split)` (dicts with `question` and `answer`) and
 `sft_examples(split)` (dicts with `question` and `completion`); `question` is put into
 the prompt by the task's `template` (r1jax.data.templates). Training order over a
 finite pool is a pure function of (seed, step) (`Stream`), so resumed runs see the
-same data. Adding a kind: a class here with `default_config` and an entry in KINDS.
+same data. Adding a kind: a class here with its KIND (and `default_config` for extra
+fields), listed in KINDS.
 """
 
 from __future__ import annotations
 
 import glob
-import json
 import os
 from typing import Any, Callable, Sequence
 
@@ -30,7 +30,7 @@ import numpy as np
 from absl import logging
 
 from r1jax import configs
-from r1jax.data import arithmetic, templates
+from r1jax.data import arithmetic, jsonl, templates
 
 Example = dict[str, Any]
 
@@ -42,6 +42,7 @@ class TaskError(configs.ConfigError):
 class Task:
   """Base: a named source of problems and SFT examples in one or more splits."""
 
+  KIND = ""  # the name of the kind in config sections (KINDS)
   SPLITS: tuple[str, ...] = ("train", "test")
   INFINITE: tuple[str, ...] = ()  # splits drawn afresh per step (never exhausted)
 
@@ -51,10 +52,10 @@ class Task:
     self.workdir = workdir
     self._cache: dict[tuple[str, str], list[Example]] = {}
 
-  @staticmethod
-  def default_config() -> configs.ConfigDict:
+  @classmethod
+  def default_config(cls) -> configs.ConfigDict:
     c = configs.ConfigDict()
-    c.kind = ""
+    c.kind = cls.KIND
     c.template = "r1_zero"  # r1jax.data.templates.TEMPLATES
     return c
 
@@ -102,21 +103,8 @@ def _need(path: str, what: str) -> str:
 
 def read_jsonl(path: str, required: Sequence[str]) -> list[dict[str, Any]]:
   """Rows of a JSONL file; TaskError naming file:line for a bad line or a missing key."""
-  rows = []
   with open(path, encoding="utf-8") as f:
-    for lineno, line in enumerate(f, start=1):
-      if not line.strip():
-        continue
-      try:
-        row = json.loads(line)
-      except json.JSONDecodeError as e:
-        raise TaskError(f"{path}:{lineno}: not valid JSON ({e.msg}).") from None
-      missing = [k for k in required if not isinstance(row, dict) or k not in row]
-      if missing:
-        raise TaskError(f"{path}:{lineno}: missing key(s) {missing}; expected an object "
-                        f"with {list(required)}.")
-      rows.append(row)
-  return rows
+    return [row for _, row in jsonl.records(f, path, required, TaskError)]
 
 
 def _quiet_tfds() -> Callable[[], None]:
@@ -128,12 +116,13 @@ def _quiet_tfds() -> Callable[[], None]:
 
 
 def _prepared(builder: str, split: str, workdir: str, **config: Any) -> list[Example]:
-  """{question, answer} of a TFDS builder's split, prepared once under DIR/data."""
+  """{question, answer[, worked]} of a TFDS builder's split, prepared once under DIR/data."""
   from r1jax.data import builders
   restore = _quiet_tfds()
   try:
     ds = builders.load_split(builder, split, data_dir=os.path.join(workdir, "data"), **config)
-    return [{"question": e["question"], "answer": e["answer"]} for e in ds]
+    # Builders with a worked solution (synthetic tasks) keep it: held-out SFT rows.
+    return [{k: e[k] for k in ("question", "answer", "worked") if k in e} for e in ds]
   finally:
     restore()
 
@@ -142,12 +131,12 @@ class Synthetic(Task):
   """The generated tasks of r1jax.data.arithmetic: worked/direct completions in the
   R1-Zero tag format; held-out problems from a hash split never drawn for training."""
 
+  KIND = "synthetic"
   INFINITE = ("train",)
 
-  @staticmethod
-  def default_config() -> configs.ConfigDict:
-    c = Task.default_config()
-    c.kind = "synthetic"
+  @classmethod
+  def default_config(cls) -> configs.ConfigDict:
+    c = super().default_config()
     c.name = "last_digit"  # arithmetic.TASKS: 'last_digit', 'digit_sum' or 'addition'.
     c.digits = 3  # addition: operands have 1..digits digits.
     c.min_terms = 4  # last_digit/digit_sum: fewest single-digit terms.
@@ -205,7 +194,8 @@ class Synthetic(Task):
 
   def _sft_examples(self, split: str) -> list[Example]:
     if split != "train":
-      return [{"question": p["question"], "completion": f" <answer>{p['answer']}</answer>"}
+      return [{"question": p["question"], "completion": arithmetic.tagged(p["worked"],
+                                                                          p["answer"])}
               for p in self.problems(split)]
     return [{"question": p.question, "completion": arithmetic.completion(p, "worked")}
             for p in self._sample(self.seed, self.cfg.num_sft, "train")]
@@ -214,11 +204,7 @@ class Synthetic(Task):
 class GSM8K(Task):
   """GSM8K (Cobbe et al. 2021), prepared from the original JSONL by the TFDS builder."""
 
-  @staticmethod
-  def default_config() -> configs.ConfigDict:
-    c = Task.default_config()
-    c.kind = "gsm8k"
-    return c
+  KIND = "gsm8k"
 
   def _problems(self, split: str) -> list[Example]:
     src = os.path.join(self.data_dir, "gsm8k")
@@ -231,13 +217,8 @@ class GSM8K(Task):
 class MATH(Task):
   """MATH train (Hendrycks et al. 2021): the answer is the solution's last \\boxed{}."""
 
+  KIND = "math"
   SPLITS = ("train",)
-
-  @staticmethod
-  def default_config() -> configs.ConfigDict:
-    c = Task.default_config()
-    c.kind = "math"
-    return c
 
   def _problems(self, split: str) -> list[Example]:
     from r1jax.rewards.math_equiv import extract_answer
@@ -255,13 +236,8 @@ class MATH(Task):
 class MATH500(Task):
   """MATH-500 (the PRM800K test subset), prepared by the TFDS builder."""
 
+  KIND = "math500"
   SPLITS = ("test",)
-
-  @staticmethod
-  def default_config() -> configs.ConfigDict:
-    c = Task.default_config()
-    c.kind = "math500"
-    return c
 
   def _problems(self, split: str) -> list[Example]:
     src = os.path.join(self.data_dir, "math500")
@@ -276,10 +252,11 @@ class Jsonl(Task):
   {"prompt", "completion"} rows (SFT). `{data_dir}` and `{workdir}` in a glob are
   replaced by the run's directories (e.g. a sample stage's output)."""
 
-  @staticmethod
-  def default_config() -> configs.ConfigDict:
-    c = Task.default_config()
-    c.kind = "jsonl"
+  KIND = "jsonl"
+
+  @classmethod
+  def default_config(cls) -> configs.ConfigDict:
+    c = super().default_config()
     c.template = "none"
     c.train = ""  # Glob of the train split's files ('' = no such split).
     c.test = ""  # Glob of the test split's files.
@@ -308,8 +285,7 @@ class Jsonl(Task):
             for r in self._rows(split, "completion")]
 
 
-KINDS: dict[str, type[Task]] = {"synthetic": Synthetic, "gsm8k": GSM8K, "math": MATH,
-                                "math500": MATH500, "jsonl": Jsonl}
+KINDS: dict[str, type[Task]] = {c.KIND: c for c in (Synthetic, GSM8K, MATH, MATH500, Jsonl)}
 
 
 def config(kind: str, **overrides: Any) -> configs.ConfigDict:
