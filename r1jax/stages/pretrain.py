@@ -126,7 +126,7 @@ def run(run: common.Run, name: str, section: Any, source: common.Source) -> comm
                                       run.rules,
                                       state_lib.learning_rate_schedule(section.optimizer))
   produce = lambda step, state: (lm_batch(section, task, tok, run.config.seed, step), {})
-  state, _ = loop.train(state, shardings, step_fn, produce, workdir=d, name=name,
+  state = loop.train(state, shardings, step_fn, produce, workdir=d, name=name,
                         steps=section.steps, checkpoint_every=section.checkpoint_every,
                         max_to_keep=section.max_to_keep, max_nonfinite=section.max_nonfinite,
                         progress_every=20, progress_keys=("train/loss", "train/token_accuracy"),

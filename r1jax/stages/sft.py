@@ -104,7 +104,7 @@ def run(run: common.Run, name: str, section: Any, source: common.Source) -> comm
   produce = lambda step, st: (data.batch(step), {"train/epoch": data.epoch_at(step + 1)})
   eval_fn = (lambda params, step: sft_lib.heldout_loss(params, mc, heldout)) if heldout else None
   d = run.stage_dir(name)
-  state, _ = loop.train(state, shardings, step_fn, produce, workdir=d, name=name, steps=steps,
+  state = loop.train(state, shardings, step_fn, produce, workdir=d, name=name, steps=steps,
                         checkpoint_every=s.checkpoint_every, max_to_keep=s.max_to_keep,
                         max_nonfinite=s.max_nonfinite, eval_fn=eval_fn,
                         eval_every=s.eval_every or steps,

@@ -43,9 +43,9 @@ def train(state: Any, shardings: Any, step_fn: StepFn, produce: Produce, *, work
           eval_every: int = 0, eval_at_start: bool = False, progress_every: int = 1,
           progress_keys: Sequence[str] = ("train/loss",), log: Callable[[str], None] = print,
           hint: str = "lower the learning rate or check the data",
-          crash_after_step: int | None = None) -> tuple[Any, bool]:
-  """Runs `steps` steps from the latest checkpoint in DIR/checkpoints; returns
-  (final state, resumed_finished) — the second is True when the checkpoint was final.
+          crash_after_step: int | None = None) -> Any:
+  """Runs `steps` steps from the latest checkpoint in DIR/checkpoints (none if that one
+  is final); returns the final state.
 
   Metrics go to DIR/metrics.jsonl (+ TensorBoard), one row per step; `eval_fn(params,
   step)` every `eval_every` steps (and at step 0 with `eval_at_start`) is merged into
@@ -57,22 +57,23 @@ def train(state: Any, shardings: Any, step_fn: StepFn, produce: Produce, *, work
   try:
     state, start, done = ckpt_lib.resume(ckpt, state, shardings, writer, name, log)
     if done:
-      return state, True
+      return state
     if start == 0 and eval_at_start and eval_fn is not None:
       writer.write(0, _eval_row(eval_fn(state.params, 0)))
     t_start, nonfinite = time.time(), 0
     pending: tuple[int, dict, dict, float] | None = None
 
-    def flush(p: tuple[int, dict, dict, float]) -> None:
+    def flush(step: int, m: dict, host: dict, t0: float, t_end: float | None = None) -> None:
+      """Logs step `step` (dispatched at t0; its successor at t_end, None = now)."""
       nonlocal nonfinite
-      step, m, host, t0 = p
       m = jax.device_get(m)
+      elapsed = (time.time() if t_end is None else t_end) - t0
       bad = int(m["train/nonfinite"])
       nonfinite = nonfinite + 1 if bad else 0
       if nonfinite >= max_nonfinite:
         raise TrainingError(f"{name}: {nonfinite} consecutive non-finite losses at step "
                             f"{step}; {hint}.")
-      row = {**m, **host, "time/step_s": time.time() - t0}
+      row = {**m, **host, "time/step_s": elapsed}
       if eval_fn is not None and eval_every and step % eval_every == 0:
         row.update(_eval_row(eval_fn(state.params, step)))
       row = writer.write(step, row)
@@ -81,32 +82,30 @@ def train(state: Any, shardings: Any, step_fn: StepFn, produce: Produce, *, work
         eta = done_s / (step - start) * (steps - step)
         shown = " ".join(f"{k.split('/')[-1]} {_fmt(row[k])}" for k in progress_keys
                          if k in row)
-        log(f"{name} step {step}/{steps}: {shown} ({row['time/step_s']:.2f}s/step, "
+        log(f"{name} step {step}/{steps}: {shown} ({elapsed:.2f}s/step, "
             f"{eta / 60:.1f} min left)" + ("  [non-finite: update skipped]" if bad else ""))
 
     for step in range(start, steps):
       t0 = time.time()
       batch, host = produce(step, state)
       state, m = step_fn(state, batch)
-      if pending is not None:
-        flush(pending)
+      if pending is not None:  # the previous step, one step late
+        flush(*pending, t_end=t0)
       pending = (step + 1, m, host, t0)
       evaluates = eval_fn is not None and eval_every and (step + 1) % eval_every == 0
-      if evaluates:  # the eval reads state.params of this step: flush now
-        flush(pending)
+      saves = (step + 1) % checkpoint_every == 0 and step + 1 < steps
+      if evaluates or saves:  # the eval reads this step's params; a checkpoint its state
+        flush(*pending)
         pending = None
-      if (step + 1) % checkpoint_every == 0 and step + 1 < steps:
-        if pending is not None:
-          flush(pending)
-          pending = None
+      if saves:
         ckpt.save(step + 1, state, {"step": step + 1, "done": False})
       if crash_after_step is not None and step + 1 == crash_after_step:
         ckpt.wait()
         raise KeyboardInterrupt(f"simulated crash after step {step + 1}")
     if pending is not None:
-      flush(pending)
+      flush(*pending)
     ckpt.save(steps, state, {"step": steps, "done": True}, force=True)
-    return state, False
+    return state
   finally:
     ckpt.close()
     writer.close()
