@@ -298,6 +298,7 @@ def validate(config: ConfigDict, num_devices: int | None = None) -> None:
   mesh among them) pass."""
   from r1jax import stages
   from r1jax.data import tasks as tasks_lib
+  from r1jax.data import templates
 
   missing = [k for k in _TOP_LEVEL if k not in config]
   _require(not missing, f"config lacks {missing}; build it from configs.run_config().")
@@ -324,7 +325,6 @@ def validate(config: ConfigDict, num_devices: int | None = None) -> None:
   for name, task in config.tasks.items():
     _require("kind" in task and task.kind in tasks_lib.KINDS,
              f"tasks.{name}.kind={task.get('kind')!r}; allowed: {sorted(tasks_lib.KINDS)}.")
-    from r1jax.data import templates
     _require(task.template in templates.TEMPLATES,
              f"tasks.{name}.template={task.template!r}; allowed: {templates.TEMPLATES}.")
   _require(bool(config.stages) and not isinstance(config.stages, str),

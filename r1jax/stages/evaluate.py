@@ -13,9 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import jax
-
-from r1jax import configs, model
+from r1jax import configs
 from r1jax.stages import common
 
 
@@ -92,10 +90,7 @@ def entry(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 def run(run: common.Run, name: str, section: Any, source: common.Source) -> common.Output:
   tok = run.tokenizer(source.tokenizer)
-  params = source.load()
-  if params is None:
-    params = jax.jit(lambda k: model.init_params(source.model_config, k))(
-        jax.random.key(run.config.seed))
+  params = run.params_for_sampling(source)
   common.log(f"{name}: evaluating {source.ref} on {', '.join(section.tasks)} ...")
   results = evaluate_tasks(run, section, params, source.model_config, tok)
   e = entry(results)

@@ -16,12 +16,16 @@ import jax
 import jax.numpy as jnp
 
 from r1jax import configs
+from r1jax.data import tasks as tasks_lib
 from r1jax.rewards import scoring
 from r1jax.stages import common
 from r1jax.stages import evaluate as evaluate_stage
 from r1jax.train import loop
 from r1jax.train import rl
 from r1jax.train import state as state_lib
+
+
+PROMPT_SALT = 10_000  # separates the prompt stream from other seeded streams
 
 
 def default_config() -> configs.ConfigDict:
@@ -79,12 +83,10 @@ def validate(section: Any, where: str, mesh_sizes: dict[str, int]) -> None:
 
 
 def run(run: common.Run, name: str, section: Any, source: common.Source) -> common.Output:
-  from r1jax.data import tasks as tasks_lib
-
   r = section
   tok = run.tokenizer(source.tokenizer)
   mc = source.model_config
-  stream = tasks_lib.Stream(run.tasks, r.train, run.config.seed, salt=10_000)
+  stream = tasks_lib.Stream(run.tasks, r.train, run.config.seed, salt=PROMPT_SALT)
 
   def prompts_fn(step: int) -> tuple[list[str], list[dict]]:
     items = stream.batch(step, r.batch_prompts)
@@ -110,7 +112,7 @@ def run(run: common.Run, name: str, section: Any, source: common.Source) -> comm
       results = evaluate_stage.evaluate_tasks(run, r.curve, params, mc, tok)
       return next(iter(results.values()))
 
-    state, _ = loop.train(
+    state = loop.train(
         state, shardings, update, lambda step, st: trainer.produce(step, st, ref_params),
         workdir=run.stage_dir(name), name=name, steps=r.steps,
         checkpoint_every=r.checkpoint_every, max_to_keep=r.max_to_keep,

@@ -23,7 +23,7 @@ from typing import Any
 
 import jax
 
-from r1jax import configs, model, sampling
+from r1jax import configs, sampling
 from r1jax import tokenizer as tokenizer_lib
 from r1jax.rewards import scoring
 from r1jax.stages import common
@@ -117,11 +117,7 @@ def run(run: common.Run, name: str, section: Any, source: common.Source) -> comm
   if len(todo) < n_shards:
     common.log(f"{name}: {n_shards - len(todo)} of {n_shards} shards already written; "
                f"resuming.")
-  params = source.load() if todo else None
-  if todo and params is None:
-    params = jax.jit(lambda k: model.init_params(mc, k))(jax.random.key(run.config.seed))
-  if todo:
-    params = sampling.prepare(params)
+  params = sampling.prepare(run.params_for_sampling(source)) if todo else None
   scorer = scoring.RewardScorer(dict(s.reward_weights), num_workers=s.reward_workers,
                                 timeout_s=s.reward_timeout_s) if todo else None
   t0, done_samples = time.time(), 0

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from r1jax import configs, model, pipeline, sharding
+from r1jax import configs, pipeline, sharding
 from r1jax.stages import common
 from r1jax.train import checkpoint as ckpt_lib
 from r1jax.rewards import scoring
