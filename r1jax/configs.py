@@ -153,7 +153,7 @@ def tokenizer_config(**overrides: Any) -> ConfigDict:
   c.path = ""  # Model file / directory; '' (sentencepiece) = train one on `train_task`.
   c.vocab_size = 64  # Pieces of a trained sentencepiece model.
   c.train_examples = 2000  # Corpus texts a trained tokenizer sees.
-  c.train_task = ""  # The synthetic task (a key of config.tasks) whose corpus trains it.
+  c.train_task = ""  # Synthetic task(s) (keys of config.tasks, comma-separated) to train on.
   apply_overrides(c, overrides)
   return c
 
@@ -318,8 +318,9 @@ def validate(config: ConfigDict, num_devices: int | None = None) -> None:
                                                    config.init == "random")
                     for n in config.stages if n in config and "input" in config[n])
   if random_init and t.kind == "sentencepiece" and not t.path:
-    _require(t.train_task in config.tasks,
+    _require(all(n in config.tasks for n in t.train_task.split(",")),
              f"tokenizer.train_task={t.train_task!r} must name a task of config.tasks "
+             f"(or several, comma-separated) "
              f"({sorted(config.tasks.keys())}) to train the tokenizer on, or set "
              f"tokenizer.path.")
   for name, task in config.tasks.items():

@@ -74,10 +74,13 @@ def _read_json(path: str) -> dict[str, Any]:
 def eval_row(r: dict[str, Any]) -> str:
   """One line of the evaluation table."""
   fmt = lambda v: "  -  " if v is None else f"{v:.3f}"
-  return (f"pass@1 {r['pass@1']:.3f}  cons@{r['k']} {r['cons@k']:.3f}  "
-          f"format {r['format_rate']:.3f}  tokens {r['mean_response_tokens']:.1f}  "
-          f"thinks {r['think_rate']:.2f} (acc {fmt(r['accuracy_thinking'])}"
-          f" thinking, {fmt(r['accuracy_not_thinking'])} not)")
+  row = (f"pass@1 {r['pass@1']:.3f}  cons@{r['k']} {r['cons@k']:.3f}  "
+         f"format {r['format_rate']:.3f}  tokens {r['mean_response_tokens']:.1f}  "
+         f"thinks {r['think_rate']:.2f} (acc {fmt(r['accuracy_thinking'])}"
+         f" thinking, {fmt(r['accuracy_not_thinking'])} not)")
+  if r.get("language_mixing") is not None:  # tasks whose problems carry a language
+    row += f"  readable {r['readability']:.2f}  mixing {r['language_mixing']:.2f}"
+  return row
 
 
 def _eval_table(results: dict[str, Any]) -> str:
@@ -93,7 +96,8 @@ def _eval_table(results: dict[str, Any]) -> str:
 
 
 def write_plots(config: Any, workdir: str) -> list[str]:
-  """Held-out pass@1 and mean response length against RL step, a line per GRPO stage."""
+  """Held-out pass@1, mean response length and (when measured) language mixing against
+  RL step, a line per GRPO stage."""
   curves = {}
   for name in config.stages:
     path = os.path.join(workdir, name, "metrics.jsonl")
@@ -108,11 +112,17 @@ def write_plots(config: Any, workdir: str) -> list[str]:
   import matplotlib.pyplot as plt
 
   paths = []
-  for key, label, file in (("eval/pass@1", "held-out pass@1", "accuracy.png"),
-                           ("eval/mean_response_tokens", "mean response length (tokens)",
-                            "response_length.png")):
+  plots = [("eval/pass@1", "held-out pass@1", "accuracy.png"),
+           ("eval/mean_response_tokens", "mean response length (tokens)",
+            "response_length.png"),
+           ("eval/language_mixing", "share of samples mixing languages",
+            "language_mixing.png")]
+  for key, label, file in plots:
+    measured = {n: rows for n, rows in curves.items() if key in rows[0]}
+    if not measured:
+      continue
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    for name, rows in curves.items():
+    for name, rows in measured.items():
       steps = [r["step"] for r in rows]
       ax.plot(steps, [r[key] for r in rows], marker="o", label=name)
       if key == "eval/pass@1":

@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
-from r1jax.data import arithmetic, jsonl
+from r1jax.data import arithmetic, bilingual, jsonl
 
 _ARRAY_RECORD = tfds.core.FileFormat.ARRAY_RECORD
 
@@ -111,10 +111,17 @@ class ArithmeticConfig(tfds.core.BuilderConfig):
   num_test: int = 500
   seed: int = 0
   eval_fraction: float = 0.1
+  # last_digit only: comma-separated codes of r1jax.data.bilingual (e.g. 'en,ve'); each
+  # problem is posed, and worked, in one ('' = English questions, symbolic steps).
+  languages: str = ""
 
   def __post_init__(self):
     if self.task not in arithmetic.TASKS:
       raise ValueError(f"task={self.task!r}; allowed: {arithmetic.TASKS}.")
+    if self.languages:
+      if self.task != "last_digit":
+        raise ValueError(f"languages={self.languages!r} needs task='last_digit'.")
+      bilingual.check_languages(self.languages.split(","))
     if self.digits < 1:
       raise ValueError(f"digits={self.digits}; must be >= 1.")
     if self.task != "addition" and not 2 <= self.min_terms <= self.max_terms <= (
@@ -131,6 +138,8 @@ class ArithmeticConfig(tfds.core.BuilderConfig):
       shape, what = f"d{self.digits}", f"Addition of 1..{self.digits}-digit numbers"
     else:
       shape = f"{self.task}_t{self.min_terms}-{self.max_terms}"
+      if self.languages:
+        shape += "_" + self.languages.replace(",", "-")
       what = f"{self.task} over {self.min_terms}..{self.max_terms} digits"
     if not self.name:
       self.name = (f"{shape}_train{self.num_train}_test{self.num_test}"
@@ -148,15 +157,18 @@ class ArithmeticTask(_Builder):
 
   Splits: `train` and `test`. Test problems come from the hash-defined eval set, so no
   test problem (operand pair; set of digits for last_digit) appears in train. Within a split problems are
-  drawn with replacement and may repeat. Features: `question`, `answer` and `worked`
-  (the step-by-step solution; TFDS has one feature set for all splits, so test
-  examples carry it too; evaluation uses `question` and `answer` only).
+  drawn with replacement and may repeat. Features: `question`, `answer`, `worked` (the
+  step-by-step solution; TFDS has one feature set for all splits, so test examples
+  carry it too; evaluation uses `question` and `answer` only) and `language` (the
+  problem's language with config `languages`, else '').
   """
 
   name = "r1jax_arithmetic"
-  VERSION = tfds.core.Version("1.1.0")
+  VERSION = tfds.core.Version("1.2.0")
   RELEASE_NOTES = {"1.0.0": "Initial release.",
-                   "1.1.0": "Tasks digit_sum and last_digit (config `task`)."}
+                   "1.1.0": "Tasks digit_sum and last_digit (config `task`).",
+                   "1.2.0": "Problems in two languages (config `languages`, feature "
+                            "`language`)."}
   CONFIG_CLASS = ArithmeticConfig
 
   def _info(self) -> tfds.core.DatasetInfo:
@@ -165,6 +177,7 @@ class ArithmeticTask(_Builder):
             "question": tfds.features.Text(),
             "answer": tfds.features.Text(),
             "worked": tfds.features.Text(),
+            "language": tfds.features.Text(),
         }),
         supervised_keys=("question", "answer"),
         # Keep generation order: `ds[i]` is the i-th problem / the i-th line of the
@@ -186,9 +199,15 @@ class ArithmeticTask(_Builder):
     problems = arithmetic.sample_task(
         c.task, c.seed, n, split=split, digits=c.digits, min_terms=c.min_terms,
         max_terms=c.max_terms, eval_fraction=c.eval_fraction)
+    languages = c.languages.split(",") if c.languages else []
     for i, p in enumerate(problems):
-      yield i, {"question": p.question, "answer": p.answer,
-                "worked": arithmetic.worked_steps(p)}
+      if languages:
+        code = bilingual.language_of(p, languages, c.seed)
+        yield i, {"question": bilingual.question(p, code), "answer": p.answer,
+                  "worked": bilingual.worked(p, code), "language": code}
+      else:
+        yield i, {"question": p.question, "answer": p.answer,
+                  "worked": arithmetic.worked_steps(p), "language": ""}
 
 
 # ----------------------------------------------------------------------------------

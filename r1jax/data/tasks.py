@@ -30,7 +30,7 @@ import numpy as np
 from absl import logging
 
 from r1jax import configs
-from r1jax.data import arithmetic, jsonl, templates
+from r1jax.data import arithmetic, bilingual, jsonl, templates
 
 Example = dict[str, Any]
 
@@ -122,17 +122,22 @@ def _prepared(builder: str, split: str, workdir: str, **config: Any) -> list[Exa
   try:
     ds = builders.load_split(builder, split, data_dir=os.path.join(workdir, "data"), **config)
     # Builders with a worked solution (synthetic tasks) keep it: held-out SFT rows.
-    return [{k: e[k] for k in ("question", "answer", "worked") if k in e} for e in ds]
+    return [{k: e[k] for k in ("question", "answer", "worked", "language") if k in e}
+            for e in ds]
   finally:
     restore()
 
 
 class Synthetic(Task):
   """The generated tasks of r1jax.data.arithmetic: worked/direct completions in the
-  R1-Zero tag format; held-out problems from a hash split never drawn for training."""
+  R1-Zero tag format (or R1's cold-start format); held-out problems from a hash split
+  never drawn for training. With `languages`, last-digit problems are posed and worked
+  in the miniature world's languages (r1jax.data.bilingual) and every problem carries
+  its `language` (for the language-consistency reward and the mixing metrics)."""
 
   KIND = "synthetic"
   INFINITE = ("train",)
+  FORMATS = ("r1_zero", "r1")
 
   @classmethod
   def default_config(cls) -> configs.ConfigDict:
@@ -143,8 +148,30 @@ class Synthetic(Task):
     c.max_terms = 7  # last_digit/digit_sum: most single-digit terms.
     c.worked_fraction = 0.5  # Share of worked (step-by-step) solutions in corpora.
     c.num_test = 500  # Held-out problems in the test split (TFDS builder).
-    c.num_sft = 2000  # Worked examples in the finite SFT train split.
+    c.num_sft = 2000  # Examples in the finite SFT train split (r1: cold-start data).
+    c.languages = ()  # last_digit: bilingual.LANGUAGES codes, the first dominant; () = none.
+    c.mix_fraction = 0.0  # Share of worked corpus CoTs of non-dominant prompts that switch.
+    c.output_format = "r1_zero"  # 'r1_zero' (<think>/<answer> tags) or 'r1' (cold start).
     return c
+
+  def __init__(self, name: str, cfg: Any, **kwargs: Any):
+    super().__init__(name, cfg, **kwargs)
+    where = f"tasks.{name}"
+    if cfg.output_format not in self.FORMATS:
+      raise TaskError(f"{where}.output_format={cfg.output_format!r}; allowed: {self.FORMATS}.")
+    if cfg.languages:
+      if isinstance(cfg.languages, str) or cfg.name != "last_digit":
+        raise TaskError(f"{where}.languages={cfg.languages!r}: a tuple of codes, for the "
+                        f"'last_digit' task only.")
+      try:
+        bilingual.check_languages(cfg.languages)
+      except ValueError as e:
+        raise TaskError(f"{where}: {e}") from None
+    elif cfg.output_format == "r1" or cfg.mix_fraction:
+      raise TaskError(f"{where}: output_format='r1' and mix_fraction need languages, "
+                      f"e.g. ('en', 've').")
+    if not 0 <= cfg.mix_fraction <= 1:
+      raise TaskError(f"{where}.mix_fraction={cfg.mix_fraction}; must be in [0, 1].")
 
   def _sample(self, seed: int, n: int, split: str) -> list[Any]:
     c = self.cfg
@@ -154,10 +181,34 @@ class Synthetic(Task):
     except ValueError as e:  # unknown task name or bad term counts
       raise TaskError(f"task {self.name!r} (name={c.name!r}): {e}") from None
 
+  def _language(self, p: Any) -> str | None:
+    langs = self.cfg.languages
+    return bilingual.language_of(p, langs, self.seed) if langs else None
+
+  def _problem(self, p: Any) -> Example:
+    code = self._language(p)
+    if code is None:
+      return {"question": p.question, "answer": p.answer}
+    return {"question": bilingual.question(p, code), "answer": p.answer, "language": code,
+            "language_identifier": "words"}
+
+  def _completion(self, p: Any, worked: bool, rng: np.random.Generator) -> str:
+    """A corpus completion in the task's output format (CoT blank when not worked)."""
+    c = self.cfg
+    code = self._language(p)
+    if not worked:
+      cot = ""
+    elif code is None:
+      cot = arithmetic.worked_steps(p)
+    else:
+      cot = bilingual.corpus_reasoning(p, code, c.languages, c.mix_fraction, rng)
+    if c.output_format == "r1":
+      return bilingual.r1_completion(cot, p.answer, code)
+    return arithmetic.tagged(cot, p.answer)
+
   def draw(self, split: str, rng: np.random.Generator, n: int) -> list[Example]:
     self.check_split(split)
-    probs = self._sample(int(rng.integers(2**31)), n, "train")
-    return [{"question": p.question, "answer": p.answer} for p in probs]
+    return [self._problem(p) for p in self._sample(int(rng.integers(2**31)), n, "train")]
 
   def corpus_examples(self, rng: np.random.Generator, n: int) -> list[tuple[str, str]]:
     """(prompt, completion) of `n` fresh train problems, worked with probability
@@ -165,8 +216,8 @@ class Synthetic(Task):
     probs = self._sample(int(rng.integers(2**31)), n, "train")
     out = []
     for p in probs:
-      style = "worked" if rng.random() < self.cfg.worked_fraction else "direct"
-      out.append((self.prompt(p.question), arithmetic.completion(p, style)))
+      worked = rng.random() < self.cfg.worked_fraction
+      out.append((self.prompt(self._problem(p)["question"]), self._completion(p, worked, rng)))
     return out
 
   def corpus_texts(self, n: int) -> list[str]:
@@ -174,31 +225,49 @@ class Synthetic(Task):
     rng = np.random.default_rng(self.seed + 7)
     out = []
     for p in self._sample(self.seed, n, "train"):
-      style = "worked" if rng.random() < self.cfg.worked_fraction else "direct"
-      out.append(self.prompt(p.question) + arithmetic.completion(p, style))
+      worked = rng.random() < self.cfg.worked_fraction
+      out.append(self.prompt(self._problem(p)["question"]) + self._completion(p, worked, rng))
     return out
 
   def longest_examples(self, n: int = 512) -> list[tuple[str, str]]:
     """(prompt, worked completion) of `n` sampled train problems (length checks)."""
-    return [(self.prompt(p.question), arithmetic.completion(p, "worked"))
+    rng = np.random.default_rng(self.seed + 99)
+    return [(self.prompt(self._problem(p)["question"]), self._completion(p, True, rng))
             for p in self._sample(self.seed + 99, n, "train")]
 
   def _problems(self, split: str) -> list[Example]:
     if split == "train":
-      return [{"question": p.question, "answer": p.answer}
-              for p in self._sample(self.seed, self.cfg.num_sft, "train")]
+      return [self._problem(p) for p in self._sample(self.seed, self.cfg.num_sft, "train")]
     c = self.cfg
-    return _prepared("arithmetic", "test", self.workdir, task=c.name, digits=c.digits,
+    rows = _prepared("arithmetic", "test", self.workdir, task=c.name, digits=c.digits,
                      min_terms=c.min_terms, max_terms=c.max_terms, num_train=1,
-                     num_test=c.num_test, seed=self.seed + 1000)
+                     num_test=c.num_test, seed=self.seed + 1000,
+                     languages=",".join(c.languages))
+    for r in rows:
+      if r.get("language"):
+        r["language_identifier"] = "words"
+      else:  # the builder writes '' without languages
+        r.pop("language", None)
+    return rows
 
   def _sft_examples(self, split: str) -> list[Example]:
-    if split != "train":
+    c = self.cfg
+    if split != "train":  # held-out worked solutions
+      if c.output_format == "r1":
+        return [{"question": p["question"],
+                 "completion": bilingual.r1_completion(p["worked"], p["answer"], p["language"])}
+                for p in self.problems(split)]
       return [{"question": p["question"], "completion": arithmetic.tagged(p["worked"],
                                                                           p["answer"])}
               for p in self.problems(split)]
+    if c.output_format == "r1":
+      rows, rejected = bilingual.cold_start(self.seed, c.num_sft, c.languages, c.mix_fraction,
+                                            c.worked_fraction, c.min_terms, c.max_terms)
+      logging.info("task %s: %d cold-start examples; the readability filter rejected %s",
+                   self.name, len(rows), rejected)
+      return rows
     return [{"question": p.question, "completion": arithmetic.completion(p, "worked")}
-            for p in self._sample(self.seed, self.cfg.num_sft, "train")]
+            for p in self._sample(self.seed, c.num_sft, "train")]
 
 
 class GSM8K(Task):

@@ -8,6 +8,8 @@ prompt text the model sees. Templates by name:
                  answer in \\boxed{} (for models pretrained on boxed math, e.g. Qwen2.5-Math).
   chat           the tokenizer's own chat template (HF `chat_template`), one user turn
                  holding the question and the \\boxed{} instruction, generation prompt on.
+  r1             one plain chat turn, 'User: question Assistant:', for R1's cold start and
+                 later stages (whose output format the SFT data teaches, not the prompt).
   none           the question as is (rows whose prompt is already formatted).
 """
 
@@ -25,7 +27,7 @@ R1_ZERO_TEMPLATE = (
 
 BOXED_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 
-TEMPLATES = ("r1_zero", "r1_zero_boxed", "chat", "none")
+TEMPLATES = ("r1_zero", "r1_zero_boxed", "chat", "r1", "none")
 
 
 def r1_zero_prompt(question: str) -> str:
@@ -45,6 +47,8 @@ def render(name: str, question: str, tok: Any = None) -> str:
                        "tokenizer.json directory); this one has none.")
     return tok.apply_chat_template([{"role": "user",
                                      "content": f"{question}\n{BOXED_INSTRUCTION}"}])
+  if name == "r1":
+    return f"User: {question} Assistant:"
   if name == "none":
     return question
   raise ValueError(f"template {name!r}; allowed: {TEMPLATES}.")

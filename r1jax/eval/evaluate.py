@@ -12,7 +12,8 @@ import numpy as np
 from r1jax import sampling
 from r1jax import tokenizer as tokenizer_lib
 from r1jax.eval import metrics
-from r1jax.rewards.format import format_reward
+from r1jax.rewards import language as language_lib
+from r1jax.rewards.format import format_reward, r1_format_reward
 from r1jax.rewards.math_equiv import extract_answer, is_equiv
 
 
@@ -28,10 +29,12 @@ def thinks(text: str) -> bool:
 def evaluate(params: Any, model_cfg: Any, tok: Any, prompts: Sequence[str],
              answers: Sequence[str], *, k: int, temperature: float, top_p: float,
              max_new_tokens: int, seed: int, batch_rows: int = 256, mesh: Any = None,
-             rules: Any = None) -> dict[str, Any]:
-  """pass@1 (mean over k samples), cons@k, pass@k, format rate, mean response tokens;
+             rules: Any = None, languages: Sequence[tuple[str, str] | None] | None = None
+             ) -> dict[str, Any]:
+  """pass@1 (mean over k samples), cons@k, pass@k, format rates, mean response tokens;
   `think_rate` (share of samples with a non-blank <think>) and the accuracy of samples
-  with and without thinking (None when there are none)."""
+  with and without thinking (None when there are none); readability and language
+  mixing (`score`), `languages` giving each problem's (language, identifier)."""
   ids = [tokenizer_lib.encode_prompt(tok, p) for p in prompts]
   rows = [i for i in range(len(prompts)) for _ in range(k)]
   texts: list[str] = []
@@ -48,17 +51,27 @@ def evaluate(params: Any, model_cfg: Any, tok: Any, prompts: Sequence[str],
     texts += [tok.decode(t) for t in out.tokens]
     lengths += [len(t) for t in out.tokens]
     truncated += out.truncated
-  return {**score(texts, answers, k=k, lengths=lengths, truncated=truncated),
+  return {**score(texts, answers, k=k, lengths=lengths, truncated=truncated,
+                  languages=languages),
           "num_problems": len(prompts), "temperature": temperature, "top_p": top_p,
           "examples": [{"prompt_tail": prompts[i][-40:], "completion": texts[i * k],
                         "gold": answers[i]} for i in range(min(3, len(prompts)))]}
 
 
 def score(texts: Sequence[str], answers: Sequence[str], *, k: int,
-          lengths: Sequence[int], truncated: Sequence[bool]) -> dict[str, Any]:
-  """The metrics of `evaluate` from k completions per problem (problem-major order)."""
+          lengths: Sequence[int], truncated: Sequence[bool],
+          languages: Sequence[tuple[str, str] | None] | None = None) -> dict[str, Any]:
+  """The metrics of `evaluate` from k completions per problem (problem-major order).
+
+  `readability`: share of samples in R1's format with a reasoning and a summary, every
+  word in the problem's language (r1jax.rewards.language.readable); `language_mixing`:
+  share of samples with a word of another language (None unless every problem has a
+  language); problems without a language count R1's format alone for readability.
+  """
   if len(texts) != k * len(answers):
     raise ValueError(f"{len(texts)} completions for {len(answers)} problems x k={k}.")
+  langs = [None] * k * len(answers) if languages is None else [
+      languages[i // k] for i in range(len(texts))]
   extracted = [extract_answer(t) for t in texts]
   correct = [[False] * k for _ in answers]
   majority = []
@@ -77,6 +90,13 @@ def score(texts: Sequence[str], answers: Sequence[str], *, k: int,
       "pass@k": float(np.mean([metrics.pass_at_k(k, sum(c), k) for c in correct])),
       "k": k,
       "format_rate": float(np.mean([format_reward(t) for t in texts])),
+      "r1_format_rate": float(np.mean([r1_format_reward(t) for t in texts])),
+      "readability": float(np.mean([
+          language_lib.readable(t, *lang) if lang else bool(r1_format_reward(t))
+          for t, lang in zip(texts, langs)])),
+      "language_mixing": (float(np.mean([language_lib.mixes_languages(t, *lang)
+                                         for t, lang in zip(texts, langs)]))
+                          if all(langs) else None),
       "mean_response_tokens": float(np.mean(lengths)),
       "truncated_fraction": float(np.mean(truncated)),
       "think_rate": float(np.mean(think)),

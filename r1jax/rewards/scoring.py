@@ -5,6 +5,10 @@
 * ``"accuracy"``: 1.0 when ``is_equiv(extract_answer(completion), example["answer"])``,
   else 0.0 (0.0 when the completion has no answer).
 * ``"format"``: ``format_reward(completion)`` (R1-Zero ``<think>``/``<answer>`` template).
+* ``"r1_format"``: ``r1_format_reward(completion)`` (R1's ``|special_token|`` reasoning
+  and summary format).
+* ``"language"``: ``language_reward(completion, example)``, the share of the CoT's words
+  in ``example["language"]`` (r1jax.rewards.language; paper section 2.3.2).
 * ``"code"``: ``r1jax.rewards.code.code_reward(completion, example["tests"])``,
   imported lazily so this module works without it.
 
@@ -40,7 +44,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from r1jax.rewards.format import format_reward
+from r1jax.rewards.format import format_reward, r1_format_reward
+from r1jax.rewards.language import language_reward
 from r1jax.rewards.math_equiv import extract_answer, is_equiv
 
 __all__ = ["REWARD_FNS", "RewardFn", "RewardResult", "RewardScorer"]
@@ -64,6 +69,12 @@ def format_reward_fn(completion: str, example: Mapping[str, Any]) -> float:
     return format_reward(completion)
 
 
+def r1_format_reward_fn(completion: str, example: Mapping[str, Any]) -> float:
+    """R1's cold-start output format reward (the example is unused)."""
+    del example
+    return r1_format_reward(completion)
+
+
 def code_reward_fn(completion: str, example: Mapping[str, Any]) -> float:
     """Code reward from r1jax.rewards.code, imported lazily."""
     from r1jax.rewards.code import code_reward  # noqa: PLC0415 - lazy on purpose
@@ -74,6 +85,8 @@ def code_reward_fn(completion: str, example: Mapping[str, Any]) -> float:
 REWARD_FNS: dict[str, RewardFn] = {
     "accuracy": accuracy_reward,
     "format": format_reward_fn,
+    "r1_format": r1_format_reward_fn,
+    "language": language_reward,
     "code": code_reward_fn,
 }
 

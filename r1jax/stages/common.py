@@ -138,7 +138,7 @@ class Run:
 
   def run_tokenizer_spec(self) -> dict[str, str]:
     """The tokenizer of random-init stages (config.tokenizer); a sentencepiece model
-    with no path is trained once on the task named by `train_task` (DIR/tokenizer)."""
+    with no path is trained once on the tasks named by `train_task` (DIR/tokenizer)."""
     t = self.config.tokenizer
     if t.kind == "hf":
       return {"kind": "hf", "path": os.path.expanduser(t.path)}
@@ -149,14 +149,18 @@ class Run:
       log(f"tokenizer: found {path}, skipping.")
     else:
       from r1jax.data import templates
-      task = self.tasks.get(t.train_task)
-      if not hasattr(task, "corpus_texts"):
-        raise configs.ConfigError(f"tokenizer.train_task={t.train_task!r} is a "
-                                  f"{task.cfg.kind} task; training a tokenizer needs a "
-                                  f"synthetic one (or set tokenizer.path).")
+      names = t.train_task.split(",")
+      texts = []
+      for task_name in names:
+        task = self.tasks.get(task_name)
+        if not hasattr(task, "corpus_texts"):
+          raise configs.ConfigError(f"tokenizer.train_task: {task_name!r} is a "
+                                    f"{task.cfg.kind} task; training a tokenizer needs "
+                                    f"synthetic ones (or set tokenizer.path).")
+        texts += task.corpus_texts(t.train_examples // len(names))
       prefix = templates.R1_ZERO_TEMPLATE.split(" User:")[0]
-      tok = tokenizer_lib.train(task.corpus_texts(t.train_examples), t.vocab_size,
-                                byte_fallback=False, extra_symbols=[prefix])
+      tok = tokenizer_lib.train(texts, t.vocab_size, byte_fallback=False,
+                                extra_symbols=[prefix])
       tok.save(path)
       log(f"tokenizer: {tok.vocab_size} pieces -> {path}")
     return {"kind": "sentencepiece", "path": path}

@@ -74,7 +74,9 @@ def evaluate_tasks(run: common.Run, p: Any, params: Any, model_cfg: Any, tok: An
         params, model_cfg, tok, [task.prompt(q["question"], tok) for q in probs],
         [q["answer"] for q in probs], k=p.k if k is None else k, temperature=p.temperature,
         top_p=p.top_p, max_new_tokens=p.max_new_tokens, seed=run.config.seed,
-        batch_rows=p.batch_rows, mesh=run.mesh, rules=run.rules)
+        batch_rows=p.batch_rows, mesh=run.mesh, rules=run.rules,
+        languages=[(q["language"], q.get("language_identifier", "script"))
+                   if q.get("language") else None for q in probs])
   return out
 
 
@@ -96,6 +98,7 @@ def run(run: common.Run, name: str, section: Any, source: common.Source) -> comm
   e = entry(results)
   common.write_json(os.path.join(run.stage_dir(name), "eval.json"), e)
   run.record_eval(section.report_as or name, e)
-  summary = {ref: {k: r[k] for k in ("pass@1", "cons@k", "k", "mean_response_tokens")}
+  summary = {ref: {k: r[k] for k in ("pass@1", "cons@k", "k", "mean_response_tokens",
+                                     "readability", "language_mixing")}
              for ref, r in results.items()}
   return run.finish(common.Output(name=name, kind="evaluate", summary=summary))

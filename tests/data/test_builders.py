@@ -10,6 +10,7 @@ import textwrap
 import pytest
 
 from r1jax.data import arithmetic
+from r1jax.data import bilingual
 from r1jax.data import builders
 
 GSM8K_TRAIN = [
@@ -190,9 +191,29 @@ def test_arithmetic_splits(tmp_path):
   assert [e["question"] for e in test] == [p.question for p in want]
   for e, p in zip(test, want):
     assert e == {"question": p.question, "answer": p.answer,
-                 "worked": arithmetic.worked_steps(p)}
+                 "worked": arithmetic.worked_steps(p), "language": ""}
     assert arithmetic.is_eval_problem(p, 0.2)
     assert int(e["answer"]) == p.a + p.b
+
+
+def test_bilingual_last_digit_split(tmp_path):
+  """With `languages`, each test problem is posed and worked in its language (the same
+  problems as without, in the same order)."""
+  cfg = dict(task="last_digit", min_terms=4, max_terms=7, num_train=10, num_test=60, seed=3)
+  test = builders.load_split("arithmetic", "test", data_dir=tmp_path / "a",
+                             languages="en,ve", **cfg)
+  want = arithmetic.sample_last_digit_problems(3, 60, 4, 7, split="eval")
+  assert {e["language"] for e in test} == {"en", "ve"}
+  for e, p in zip(test, want, strict=True):
+    code = bilingual.language_of(p, ("en", "ve"), 3)
+    assert e == {"question": bilingual.question(p, code), "answer": p.answer,
+                 "worked": bilingual.worked(p, code), "language": code}
+  with pytest.raises(ValueError, match="needs task='last_digit'"):
+    builders.load_split("arithmetic", "test", data_dir=tmp_path / "b", languages="en,ve",
+                        task="addition")
+  with pytest.raises(ValueError, match="distinct codes"):
+    builders.load_split("arithmetic", "test", data_dir=tmp_path / "b", languages="en,fr",
+                        **cfg)
 
 
 def test_arithmetic_deterministic_and_seeded(tmp_path):
@@ -219,7 +240,7 @@ def test_last_digit_task(tmp_path):
   assert [e["question"] for e in test] == [p.question for p in want]
   for e, p in zip(test, want):
     assert e == {"question": p.question, "answer": p.answer,
-                 "worked": arithmetic.worked_steps(p)}
+                 "worked": arithmetic.worked_steps(p), "language": ""}
   digits = lambda q: frozenset(q.split("of ")[1].rstrip("?").split("+"))
   assert not {digits(e["question"]) for e in train} & {digits(e["question"]) for e in test}
   names = [p.name for p in (tmp_path / "r1jax_arithmetic").iterdir()]

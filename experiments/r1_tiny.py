@@ -1,0 +1,132 @@
+r"""DeepSeek-R1 stages 1-2 in miniature: cold start and reasoning RL with the
+language-consistency reward, against R1-Zero (pure RL), in a world of two languages.
+
+Command:
+  python -m r1jax.main --config=experiments/r1_tiny.py --workdir=/tmp/r1_tiny
+  (`:smoke` runs every stage for seconds; the tests use it.)
+Arms (eval.json keys "<arm>/<stage>"; every arm gets the same RL budget):
+  r1_zero                base -> GRPO (accuracy + format rewards) in R1-Zero's template
+  r1                     base -> cold-start SFT -> GRPO (accuracy + R1 format + language)
+  r1_no_language_reward  the same cold start -> GRPO without the language reward
+Stages: pretrain_base -> base (eval) -> r1_zero -> r1_zero_final (eval); pretrain_base
+-> cold_start (sft) -> cold_start_eval -> reasoning_rl -> reasoning_rl_eval, and
+cold_start -> reasoning_rl_no_language_reward -> its eval.
+Hardware: 2 CPU cores. Runtime: see README (measured per seed by
+`benchmarks/r1_tiny_seeds.py`).
+
+The world (r1jax/data/bilingual.py): last-digit problems (experiments/r1_zero_tiny.py)
+posed in English or in 've', an invented language with its own number words and
+connectives; a CoT is written in words ("two is two, four is six" / "dus ta dus, kar ta
+sek"). What was engineered, and why:
+  - en dominates the base corpus: half of the worked solutions of ve problems switch to
+    en at a random step (`mix_fraction`), so the base model mixes languages on ve
+    prompts as R1-Zero does and reasons in en more often than in ve. Nothing else makes
+    either language easier; whether RL keeps the mixing is what the run measures.
+  - R1's output format `|special_token|CoT|special_token| summary` is absent from the
+    base corpus (a base model has not seen it); the cold-start data teaches it.
+  - Cold-start data (`digits_r1:train`, 3000 rows): base-corpus-style outputs refined
+    into R1's format (a summary in the prompt's language added), kept by a readability
+    filter (reasoning present, summary present, one language); the filter drops the
+    direct answers and the mixed CoTs.
+Metrics (every evaluation): pass@1 over k samples at T=0.6 / top-p 0.95, cons@k,
+`language_mixing` (share of samples with a word of another language than the prompt's),
+`readability` (share in R1's format with a reasoning, a summary and one language; R1-Zero's
+tag format counts as not readable), mean response tokens; plots accuracy.png and
+language_mixing.png (held-out curves against RL step, one line per arm).
+"""
+
+from r1jax import configs, stages
+from r1jax.data import tasks
+
+
+def get_config(arg=None):
+  c = configs.run_config(seed=0)  # The seed drives data, initialisation and sampling.
+  c.stages = ("pretrain_base", "base", "r1_zero", "r1_zero_final", "cold_start",
+              "cold_start_eval", "reasoning_rl", "reasoning_rl_eval",
+              "reasoning_rl_no_language_reward", "reasoning_rl_no_language_reward_eval")
+
+  # One problem generator, two views: R1-Zero's template and tags (the base corpus, pure
+  # RL) and R1's plain chat prompt and cold-start format. Same seed, same held-out set.
+  world = dict(name="last_digit", min_terms=4, max_terms=7, worked_fraction=0.5,
+               num_test=200, languages=("en", "ve"), mix_fraction=0.5)
+  c.tasks.digits = tasks.config("synthetic", **world)
+  c.tasks.digits_r1 = tasks.config("synthetic", template="r1", output_format="r1",
+                                   num_sft=3000, **world)
+
+  # A sentencepiece tokenizer trained on both views (the template prefix is one piece).
+  c.tokenizer = configs.tokenizer_config(vocab_size=192, train_examples=4000,
+                                         train_task="digits,digits_r1")
+
+  # The R1-Zero demo's model: MLA, 1 dense + 2 MoE layers, 4 routed experts (top-2).
+  c.model = configs.tiny_moe_config(vocab_size=192, max_seq_len=128, n_layers=3, d_model=64,
+                                    moe=dict(n_routed_experts=4, n_group=1, topk_group=1,
+                                             num_experts_per_tok=2, routed_scaling_factor=1.0))
+
+  # The paper's evaluation protocol on the held-out problems, in each arm's prompt.
+  evaluation = dict(num_problems=200, k=8, max_new_tokens=56, batch_rows=512)
+  zero_eval = dict(tasks=("digits:test",), **evaluation)
+  r1_eval = dict(tasks=("digits_r1:test",), **evaluation)
+
+  # Equal RL budgets for every arm.
+  rl = dict(steps=60, batch_prompts=16, group_size=16, max_new_tokens=56,
+            checkpoint_every=10, eval_every=10,
+            # 2e-4 collapsed the R1-Zero demo's policy within 5 steps.
+            optimizer=dict(learning_rate=5e-5, warmup_steps=3))
+  curve = dict(num_problems=64, k=4)
+
+  c.pretrain_base = stages.config(
+      "pretrain", input="random", train=("digits:train",), steps=500, batch_size=64,
+      seq_len=96, checkpoint_every=100,
+      optimizer=dict(learning_rate=3e-3, warmup_steps=30, decay_steps=470))
+  c.base = stages.config("evaluate", input="pretrain_base", **zero_eval)
+
+  # Arm r1_zero: pure RL on the base, rule rewards only (paper section 2.2).
+  c.r1_zero = stages.config("grpo", input="pretrain_base", train=("digits:train",),
+                            curve={**zero_eval, **curve}, **rl)
+  c.r1_zero_final = stages.config("evaluate", input="r1_zero", report_as="r1_zero/final",
+                                  **zero_eval)
+
+  # Arm r1: cold start (section 2.3.1), then reasoning RL with accuracy + format +
+  # language consistency, summed as in the paper (section 2.3.2).
+  c.cold_start = stages.config(
+      "sft", input="pretrain_base", train=("digits_r1:train",), heldout=("digits_r1:test",),
+      epochs=2.0, batch_size=32, seq_len=128, checkpoint_every=50,
+      optimizer=dict(learning_rate=1e-3, warmup_steps=10, decay_steps=0))
+  c.cold_start_eval = stages.config("evaluate", input="cold_start", report_as="r1/cold_start",
+                                    **r1_eval)
+  r1_rl = dict(input="cold_start", train=("digits_r1:train",), curve={**r1_eval, **curve},
+               **rl)
+  c.reasoning_rl = stages.config("grpo", **r1_rl)
+  c.reasoning_rl.reward_weights = configs.ConfigDict(
+      {"accuracy": 1.0, "r1_format": 0.1, "language": 1.0})
+  c.reasoning_rl_eval = stages.config("evaluate", input="reasoning_rl",
+                                      report_as="r1/reasoning_rl", **r1_eval)
+
+  # Arm r1_no_language_reward: the same without the language reward (the ablation).
+  c.reasoning_rl_no_language_reward = stages.config("grpo", **r1_rl)
+  c.reasoning_rl_no_language_reward.reward_weights = configs.ConfigDict(  # still reported
+      {"accuracy": 1.0, "r1_format": 0.1, "language": 0.0})
+  c.reasoning_rl_no_language_reward_eval = stages.config(
+      "evaluate", input="reasoning_rl_no_language_reward",
+      report_as="r1_no_language_reward/reasoning_rl", **r1_eval)
+
+  if arg == "smoke":
+    c.tokenizer.train_examples = 600
+    c.tasks.digits_r1.num_sft = 64
+    c.pretrain_base.steps = 6
+    c.pretrain_base.batch_size = 8
+    c.pretrain_base.checkpoint_every = 3
+    c.pretrain_base.optimizer.decay_steps = 0
+    c.cold_start.steps = 3
+    c.cold_start.batch_size = 8
+    for name in ("r1_zero", "reasoning_rl", "reasoning_rl_no_language_reward"):
+      s = c[name]
+      s.steps, s.batch_prompts, s.group_size = 2, 2, 4
+      s.eval_every = s.checkpoint_every = 1
+      s.curve.num_problems, s.curve.k = 2, 2
+    for name in c.stages:
+      if c[name].kind == "evaluate":
+        c[name].num_problems, c[name].k = 4, 2
+  elif arg not in (None, ""):
+    raise ValueError(f"Unknown config arg {arg!r}; allowed: '' or 'smoke'.")
+  return c
