@@ -159,7 +159,7 @@ def cold_start(task_seed: int, n: int, languages: Sequence[str], mix_fraction: f
       worked_style = rng.random() < worked_fraction
       cot = corpus_reasoning(p, code, languages, mix_fraction, rng) if worked_style else ""
       text = refine(arithmetic.tagged(cot, p.answer), p.answer, code)
-      if not language_lib.readable(text, code):
+      if not language_lib.readable(text, code, "words"):
         rejected["not_readable"] += 1
       else:
         out.append({"question": question(p, code), "completion": text, "language": code})

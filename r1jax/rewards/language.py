@@ -30,7 +30,7 @@ import re
 import unicodedata
 from typing import Any, Mapping
 
-from r1jax.rewards.format import parse_r1
+from r1jax.rewards.format import SEPARATOR, parse_r1
 
 __all__ = ["IDENTIFIERS", "LANGUAGE_SCRIPTS", "consistency", "identify", "language_reward",
            "mixes_languages", "readable", "reasoning", "script_of", "words"]
@@ -61,7 +61,8 @@ LANGUAGE_SCRIPTS = {
     "zh": ("cjk",),
 }
 
-_LETTERS = re.compile(r"[^\W\d_]+")
+# Markup that is no language: LaTeX commands, R1's separator and R1-Zero's tags.
+_MARKUP = re.compile(r"\\[A-Za-z]+|" + re.escape(SEPARATOR) + r"|</?(?:think|answer)>")
 
 
 def script_of(ch: str) -> str | None:
@@ -74,19 +75,28 @@ def script_of(ch: str) -> str | None:
 
 
 def words(text: str) -> list[tuple[str, str | None]]:
-  """(word, script) pairs: runs of letters split where the script changes; in scripts
-  without spaces every character is its own word."""
+  """(word, script) pairs: runs of letters (with their combining marks, e.g. Devanagari
+  vowel signs) split where the script changes; in scripts without spaces every
+  character is its own word. Markup (LaTeX commands, separators, tags) is skipped."""
   out: list[tuple[str, str | None]] = []
-  for run in _LETTERS.findall(unicodedata.normalize("NFC", text)):
-    cur, cur_script = "", None
-    for ch in run:
-      s = script_of(ch)
-      if cur and (s != cur_script or s in _UNSPACED):
+  cur, cur_script = "", None
+  for ch in unicodedata.normalize("NFC", _MARKUP.sub(" ", text)):
+    cat = unicodedata.category(ch)
+    if cat[0] == "M" and cur:  # a mark belongs to the letter before it
+      cur += ch
+      continue
+    if cat[0] != "L":
+      if cur:
         out.append((cur, cur_script))
-        cur = ""
-      cur, cur_script = cur + ch, s
-    if cur:
+      cur = ""
+      continue
+    s = script_of(ch)
+    if cur and (s != cur_script or s in _UNSPACED):
       out.append((cur, cur_script))
+      cur = ""
+    cur, cur_script = cur + ch, s
+  if cur:
+    out.append((cur, cur_script))
   return out
 
 
@@ -146,8 +156,9 @@ def mixes_languages(completion: str, language: str, identifier: str = "script") 
   return c is not None and c < 1.0
 
 
-def readable(completion: str, language: str, identifier: str = "words") -> bool:
-  """R1's format with a non-blank reasoning and summary, every word in `language`."""
+def readable(completion: str, language: str, identifier: str = "script") -> bool:
+  """R1's format with a non-blank reasoning and summary, every identified word in
+  `language` (a response with no identified word counts as one language)."""
   parts = parse_r1(completion)
   if parts is None or not parts[0].strip() or not parts[1].strip():
     return False

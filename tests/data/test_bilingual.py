@@ -107,7 +107,7 @@ def test_summary_and_r1_completion():
   ve = B.r1_completion(B.worked(P, "ve"), "3", "ve")
   assert ve == (" |special_token|dus ta dus, kar ta sek, sap ta tir|special_token| "
                 "Respo ta \\boxed{3}.")
-  assert L.readable(ve, "ve") and not L.readable(ve, "en")
+  assert L.readable(ve, "ve", "words") and not L.readable(ve, "en", "words")
 
 
 def test_refine():
@@ -116,7 +116,7 @@ def test_refine():
   assert B.refine(zero, "3", "ve") == B.r1_completion(B.worked(P, "ve"), "3", "ve")
   direct = B.refine(arithmetic.tagged("", "3"), "3", "en")
   assert direct == f" {SEPARATOR}{SEPARATOR} The answer is \\boxed{{3}}."
-  assert r1_format_reward(direct) == 0.0 and not L.readable(direct, "en")
+  assert r1_format_reward(direct) == 0.0 and not L.readable(direct, "en", "words")
 
 
 # -- language_of ---------------------------------------------------------------------
@@ -210,7 +210,7 @@ def _check_cold_start(examples, n, task_seed):
     assert ex["question"] == B.question(p, code)
     assert code == B.language_of(p, LANGS, task_seed)
     assert 4 <= len(terms) <= 7 and len(set(terms)) == len(terms)
-    assert L.readable(text, code)
+    assert L.readable(text, code, "words")
     assert r1_format_reward(text) == 1.0
     assert L.language_reward(text, {"language": code, "language_identifier": "words"}) == 1.0
     boxed = re.findall(r"\\boxed\{(\d+)\}", text)

@@ -91,18 +91,11 @@ def test_digits_and_punctuation_are_ignored():
   assert L.consistency("   \n\t", "en", "words") is None
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: the script identifier counts LaTeX command names (\\frac, \\boxed, \\sqrt) as "
-    "Latin words, so a Chinese math CoT with formulas is scored as mixing English."))
 def test_latex_is_ignored_by_script():
   assert L.consistency("\\frac{1}{2}", "zh") is None
   assert L.consistency("所以答案是 \\frac{1}{2}，即 \\boxed{0.5}", "zh") == 1.0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: words() takes runs of [^\\W\\d_], which excludes combining marks (Mn/Mc), so "
-    "Devanagari (and vocalised Arabic) words are cut at every vowel sign: "
-    "'हिन्दी' counts as 3 words and shares are skewed."))
 def test_devanagari_words_with_vowel_signs():
   assert L.words("हिन्दी") == [("हिन्दी", "devanagari")]
   # 4 Hindi words + 3 English words.
@@ -258,7 +251,7 @@ READABLE_VE = r1(VE_COT, "Respo ta \\boxed{3}.")
     (bilingual.r1_completion(bilingual.worked(P, "ve"), "3", "ve"), "ve"),
 ])
 def test_readable(completion, language):
-  assert L.readable(completion, language)
+  assert L.readable(completion, language, "words")
   assert r1_format_reward(completion) == 1.0
 
 
@@ -281,7 +274,7 @@ def test_readable(completion, language):
     (f"{S}{VE_COT} Respo ta \\boxed{{3}}.", "ve", "one separator"),
 ])
 def test_not_readable(completion, language, why):
-  assert not L.readable(completion, language), why
+  assert not L.readable(completion, language, "words"), why
 
 
 def test_not_readable_real_text_with_script():
@@ -291,10 +284,6 @@ def test_not_readable_real_text_with_script():
   assert L.readable(r1("First we add", "The answer is eight"), "en", "script")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: readable() and mixes_languages() judge the whole completion, separators "
-    "included; with identifier='script' the letters of '|special_token|' are two Latin "
-    "words, so no R1-format completion in a non-Latin language is ever readable."))
 def test_readable_real_text_with_script():
   assert not L.mixes_languages(r1("我们先把两个数相加", "答案是八"), "zh")
   assert L.readable(r1("我们先把两个数相加", "答案是八"), "zh", "script")
