@@ -52,3 +52,32 @@ def test_score_without_any_thinking_and_bad_shapes():
   assert r["accuracy_not_thinking"] == 1.0
   with pytest.raises(ValueError, match="k=2"):
     evaluate.score([_c("", "1")], ["1"], k=2, lengths=[5], truncated=[False])
+
+
+def _r1(reasoning, summary):
+  return f" |special_token|{reasoning}|special_token| {summary}"
+
+
+def test_score_readability_and_language_mixing():
+  """Per sample, hand-judged: R1 format with a summary and one language is readable; a
+  CoT with a word of another language than the problem's is mixing (R1-Zero's tags are
+  not readable, whatever their language; a summary in another language is not readable
+  but is no CoT mixing)."""
+  ve, en = "dus ta dus, kar ta sek", "two is two, four is six"
+  texts = [_r1(ve, "Respo ta \\boxed{6}."),        # ve problem: readable
+           _r1("dus ta dus, four is six", "Respo ta \\boxed{6}."),  # mixed
+           _r1(ve, ""),                              # no summary: not readable, not mixed
+           _c(ve, "6"),                              # R1-Zero tags: not readable
+           _r1(en, "The answer is \\boxed{6}."),     # en problem: readable
+           _r1(en, "Respo ta \\boxed{6}."),          # summary in ve: not readable
+           _c("two is two, kar ta sek", "6"),        # tags, mixed CoT
+           "|special_token|two|special_token|"]      # summary blank
+  langs = [("ve", "words"), ("en", "words")]
+  r = evaluate.score(texts, ["6", "6"], k=4, lengths=[5] * 8, truncated=[False] * 8,
+                     languages=langs)
+  assert r["readability"] == pytest.approx(2 / 8)
+  assert r["language_mixing"] == pytest.approx(2 / 8)
+  assert r["r1_format_rate"] == pytest.approx(4 / 8)
+  # Without languages: readability is R1's format alone; mixing is not measured.
+  r = evaluate.score(texts, ["6", "6"], k=4, lengths=[5] * 8, truncated=[False] * 8)
+  assert r["readability"] == pytest.approx(4 / 8) and r["language_mixing"] is None

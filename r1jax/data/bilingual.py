@@ -136,11 +136,20 @@ def refine(zero_completion: str, answer: str, code: str) -> str:
   return r1_completion(m.group(1) if m else "", answer, code)
 
 
+def _quotas(n: int, shares: Sequence[float]) -> list[int]:
+  """Rows per language: n split by `shares`, rounding handed to the largest shares."""
+  q = [int(n * x) for x in shares]
+  for i in sorted(range(len(q)), key=lambda i: -shares[i])[:n - sum(q)]:
+    q[i] += 1
+  return q
+
+
 def cold_start(task_seed: int, n: int, languages: Sequence[str], mix_fraction: float,
-               worked_fraction: float, min_terms: int, max_terms: int
-               ) -> tuple[list[dict[str, str]], dict[str, int]]:
+               worked_fraction: float, min_terms: int, max_terms: int,
+               shares: Sequence[float] = ()) -> tuple[list[dict[str, str]], dict[str, int]]:
   """`n` readable cold-start examples {question, completion, language} from train
-  problems, and the count of candidates each filter rejected.
+  problems, and the count of candidates each filter rejected. `shares` (one per
+  language, summing to 1; () = as drawn) fixes each language's share of the rows.
 
   Candidates are base-corpus-style outputs (worked or direct, some mixing languages)
   refined into R1's format; the readability filter (r1jax.rewards.language.readable)
@@ -152,6 +161,7 @@ def cold_start(task_seed: int, n: int, languages: Sequence[str], mix_fraction: f
   rng = np.random.default_rng([task_seed, 31])
   out: list[dict[str, str]] = []
   rejected = {"not_readable": 0}
+  quota = _quotas(n, shares) if shares else None
   while len(out) < n:
     for p in arithmetic.sample_last_digit_problems(int(rng.integers(2**31)), 256, min_terms,
                                                    max_terms, split="train"):
@@ -161,7 +171,11 @@ def cold_start(task_seed: int, n: int, languages: Sequence[str], mix_fraction: f
       text = refine(arithmetic.tagged(cot, p.answer), p.answer, code)
       if not language_lib.readable(text, code, "words"):
         rejected["not_readable"] += 1
+      elif quota is not None and quota[languages.index(code)] == 0:
+        continue  # this language's rows are all in
       else:
+        if quota is not None:
+          quota[languages.index(code)] -= 1
         out.append({"question": question(p, code), "completion": text, "language": code})
         if len(out) == n:
           break

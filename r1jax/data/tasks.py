@@ -152,6 +152,7 @@ class Synthetic(Task):
     c.languages = ()  # last_digit: bilingual.LANGUAGES codes, the first dominant; () = none.
     c.mix_fraction = 0.0  # Share of worked corpus CoTs of non-dominant prompts that switch.
     c.output_format = "r1_zero"  # 'r1_zero' (<think>/<answer> tags) or 'r1' (cold start).
+    c.sft_language_shares = ()  # r1: share of SFT rows per language; () = as drawn.
     return c
 
   def __init__(self, name: str, cfg: Any, **kwargs: Any):
@@ -170,6 +171,11 @@ class Synthetic(Task):
     elif cfg.output_format == "r1" or cfg.mix_fraction:
       raise TaskError(f"{where}: output_format='r1' and mix_fraction need languages, "
                       f"e.g. ('en', 've').")
+    shares = cfg.sft_language_shares
+    if shares and (len(shares) != len(cfg.languages) or min(shares) < 0 or max(shares) <= 0):
+      raise TaskError(f"{where}.sft_language_shares={tuple(shares)}: one non-negative share "
+                      f"per language of {tuple(cfg.languages)}, not all 0 (or () for as "
+                      f"drawn).")
     if not 0 <= cfg.mix_fraction <= 1:
       raise TaskError(f"{where}.mix_fraction={cfg.mix_fraction}; must be in [0, 1].")
 
@@ -262,12 +268,18 @@ class Synthetic(Task):
               for p in self.problems(split)]
     if c.output_format == "r1":
       rows, rejected = bilingual.cold_start(self.seed, c.num_sft, c.languages, c.mix_fraction,
-                                            c.worked_fraction, c.min_terms, c.max_terms)
+                                            c.worked_fraction, c.min_terms, c.max_terms,
+                                            shares=_normalised(c.sft_language_shares))
       logging.info("task %s: %d cold-start examples; the readability filter rejected %s",
                    self.name, len(rows), rejected)
       return rows
     return [{"question": p.question, "completion": arithmetic.completion(p, "worked")}
             for p in self._sample(self.seed, c.num_sft, "train")]
+
+
+def _normalised(shares: Sequence[float]) -> tuple[float, ...]:
+  total = sum(shares)
+  return tuple(x / total for x in shares) if shares else ()
 
 
 class GSM8K(Task):

@@ -13,7 +13,7 @@ from r1jax import sampling
 from r1jax import tokenizer as tokenizer_lib
 from r1jax.eval import metrics
 from r1jax.rewards import language as language_lib
-from r1jax.rewards.format import format_reward, r1_format_reward
+from r1jax.rewards.format import format_reward, parse_r1, r1_format_reward
 from r1jax.rewards.math_equiv import extract_answer, is_equiv
 
 
@@ -21,7 +21,11 @@ _THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
 
 
 def thinks(text: str) -> bool:
-  """Whether a completion reasons before answering: a non-blank <think> block."""
+  """Whether a completion reasons before answering: a non-blank <think> block (R1-Zero)
+  or a non-blank reasoning between R1's separators."""
+  parts = parse_r1(text)
+  if parts is not None:
+    return bool(parts[0].strip())
   m = _THINK.search(text)
   return bool(m and m.group(1).strip())
 
@@ -65,8 +69,9 @@ def score(texts: Sequence[str], answers: Sequence[str], *, k: int,
 
   `readability`: share of samples in R1's format with a reasoning and a summary, every
   word in the problem's language (r1jax.rewards.language.readable); `language_mixing`:
-  share of samples with a word of another language (None unless every problem has a
-  language); problems without a language count R1's format alone for readability.
+  share of samples whose CoT (r1jax.rewards.language.reasoning) has a word of another
+  language (None unless every problem has a language); problems without a language
+  count R1's format alone for readability.
   """
   if len(texts) != k * len(answers):
     raise ValueError(f"{len(texts)} completions for {len(answers)} problems x k={k}.")
@@ -94,8 +99,9 @@ def score(texts: Sequence[str], answers: Sequence[str], *, k: int,
       "readability": float(np.mean([
           language_lib.readable(t, *lang) if lang else bool(r1_format_reward(t))
           for t, lang in zip(texts, langs)])),
-      "language_mixing": (float(np.mean([language_lib.mixes_languages(t, *lang)
-                                         for t, lang in zip(texts, langs)]))
+      "language_mixing": (float(np.mean([
+          language_lib.mixes_languages(language_lib.reasoning(t), *lang)
+          for t, lang in zip(texts, langs)]))
                           if all(langs) else None),
       "mean_response_tokens": float(np.mean(lengths)),
       "truncated_fraction": float(np.mean(truncated)),

@@ -273,3 +273,92 @@ def test_cold_start_avoids_held_out_problems():
     assert not arithmetic._in_eval_split(repr(sorted(terms)), 0.1)
   # The check itself can fail: held-out sets are in the eval split.
   assert all(arithmetic._in_eval_split(repr(list(t)), 0.1) for t in held_sets)
+
+
+# -- the synthetic task with languages (r1jax.data.tasks.Synthetic) --------------------
+
+
+def _registry(tmp_path, **task):
+  from r1jax import configs
+  from r1jax.data import tasks
+  c = configs.run_config(seed=5)
+  c.tasks.w = tasks.config("synthetic", num_test=40, num_sft=50, languages=LANGS, **task)
+  return tasks.Registry(c, str(tmp_path))
+
+
+def test_task_problems_carry_their_language(tmp_path):
+  t = _registry(tmp_path, mix_fraction=0.5).get("w")
+  drawn = t.draw("train", np.random.default_rng(0), 200)
+  test = t.problems("test")
+  for rows in (drawn, test):
+    assert {r["language"] for r in rows} == set(LANGS)
+    for r in rows:
+      assert r["language_identifier"] == "words"
+      lang = B.LANGUAGES[r["language"]]
+      assert r["question"] == lang.question.format(expr="+".join(map(str, _terms(
+          r["question"]))))
+      assert int(r["answer"]) == sum(_terms(r["question"])) % 10
+  # No held-out digit set is drawn for training.
+  held = {frozenset(_terms(r["question"])) for r in test}
+  assert not held & {frozenset(_terms(r["question"])) for r in drawn}
+  # The base corpus (R1-Zero tags) mixes on ve prompts only, about mix_fraction of the
+  # worked ones; en prompts never mix.
+  corpus = t.corpus_examples(np.random.default_rng(1), 600)
+  ve_worked = [c for p, c in corpus if "Ke ta" in p and "<think></think>" not in c]
+  en_worked = [c for p, c in corpus if "What is" in p and "<think></think>" not in c]
+  mixed = np.mean([L.mixes_languages(L.reasoning(c), "ve", "words") for c in ve_worked])
+  assert 0.35 < mixed < 0.65, mixed
+  assert not any(L.mixes_languages(c, "en", "words") for c in en_worked)
+  assert all(c.startswith(" <think>") for _, c in corpus)
+
+
+def test_task_r1_format_sft_rows(tmp_path):
+  t = _registry(tmp_path, mix_fraction=0.5, template="r1", output_format="r1").get("w")
+  rows = t.sft_examples("train")
+  assert len(rows) == 50
+  held = {frozenset(_terms(r["question"])) for r in t.problems("test")}
+  for r in rows:
+    assert L.readable(r["completion"], r["language"], "words")
+    assert frozenset(_terms(r["question"])) not in held
+  # Held-out SFT rows: the test problems' worked solutions, in R1's format.
+  for r, p in zip(t.sft_examples("test"), t.problems("test"), strict=True):
+    assert r["question"] == p["question"]
+    assert L.readable(r["completion"], p["language"], "words")
+    assert f"\\boxed{{{p['answer']}}}" in r["completion"]
+  assert t.prompt("Q?") == "User: Q? Assistant:"
+
+
+@pytest.mark.parametrize("task, message", [
+    (dict(output_format="r2"), "output_format='r2'; allowed"),
+    (dict(languages=("en", "fr")), "distinct codes"),
+    (dict(languages=("en", "ve"), name="addition"), "for the 'last_digit' task only"),
+    (dict(languages=(), output_format="r1"), "need languages"),
+    (dict(mix_fraction=1.5), r"mix_fraction=1.5; must be in \[0, 1\]"),
+    (dict(sft_language_shares=(1.0,)), "one non-negative share per language"),
+    (dict(sft_language_shares=(0.0, 0.0)), "not all 0"),
+])
+def test_task_config_errors(tmp_path, task, message):
+  from r1jax import configs
+  from r1jax.data import tasks
+  c = configs.run_config()
+  c.tasks.w = tasks.config("synthetic", **{"languages": LANGS, **task})
+  with pytest.raises(tasks.TaskError, match=message):
+    tasks.Registry(c, str(tmp_path)).get("w")
+
+
+def test_cold_start_language_shares():
+  """`shares` fixes each language's rows exactly (rounding to the larger share); the
+  rows of each language are still readable and in that language."""
+  rows, _ = B.cold_start(3, 101, LANGS, 0.5, 0.5, 4, 7, shares=(0.9, 0.1))
+  langs = [r["language"] for r in rows]
+  assert (langs.count("en"), langs.count("ve")) == (91, 10)
+  assert all(L.readable(r["completion"], r["language"], "words") for r in rows)
+  rows, _ = B.cold_start(3, 20, LANGS, 0.5, 0.5, 4, 7, shares=(0.0, 1.0))
+  assert {r["language"] for r in rows} == {"ve"}
+
+
+def test_task_sft_language_shares_are_normalised(tmp_path):
+  t = _registry(tmp_path, template="r1", output_format="r1",
+                sft_language_shares=(3.0, 1.0)).get("w")
+  langs = [r["language"] for r in t.sft_examples("train")]
+  assert (langs.count("en"), langs.count("ve")) == (38, 12)  # 50 rows: 37.5 -> 38, 12.5 -> 12

@@ -1,0 +1,65 @@
+"""Runs experiments/r1_tiny.py for several seeds; prints the findings table and the bars.
+
+  python benchmarks/r1_tiny_seeds.py --root=/tmp/r1_tiny_seeds --seeds=0,1,2
+
+Each seed runs `python -m r1jax.main --config=experiments/r1_tiny.py --workdir=ROOT/seedN
+--config.seed=N` (a finished workdir is skipped by the pipeline, so re-running only
+tabulates). Prints, per seed and arm, pass@1, cons@k, language mixing, readability and
+mean response tokens, then the issue's bars: finding 4 (the cold-started arm's final
+pass@1 above pure RL's) and finding 5 (mixing with the language reward at most half of
+that without), each per seed.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from absl import app, flags
+
+_ROOT = flags.DEFINE_string("root", "/tmp/r1_tiny_seeds", "Parent of the seed workdirs.")
+_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds to run.")
+
+KEYS = ("base", "r1_zero/final", "r1/cold_start", "r1/reasoning_rl",
+        "r1_no_language_reward/reasoning_rl")
+
+
+def run_seed(seed: int) -> tuple[dict, float | None]:
+  workdir = os.path.join(_ROOT.value, f"seed{seed}")
+  cmd = [sys.executable, "-m", "r1jax.main", "--config=experiments/r1_tiny.py",
+         f"--workdir={workdir}", f"--config.seed={seed}"]
+  fresh = not os.path.exists(os.path.join(workdir, "summary.json"))
+  t0 = time.time()
+  subprocess.run(cmd, check=True)
+  with open(os.path.join(workdir, "eval.json")) as f:
+    return json.load(f), (time.time() - t0 if fresh else None)
+
+
+def main(argv):
+  del argv
+  results = {s: run_seed(s) for s in map(int, _SEEDS.value)}
+  print("| seed | arm/stage | pass@1 | cons@8 | mixing | readable | tokens |")
+  print("|---|---|---|---|---|---|---|")
+  for s, (ev, _) in results.items():
+    for key in KEYS:
+      r = ev[key]
+      print(f"| {s} | {key} | {r['pass@1']:.3f} | {r['cons@k']:.3f} | "
+            f"{r['language_mixing']:.3f} | {r['readability']:.3f} | "
+            f"{r['mean_response_tokens']:.1f} |")
+  print("\n| seed | finding 4: r1 vs r1_zero pass@1 | finding 5: mixing with / without "
+        "language reward | pass@1 with / without | wall |")
+  print("|---|---|---|---|---|")
+  for s, (ev, wall) in results.items():
+    r1, zero = ev["r1/reasoning_rl"], ev["r1_zero/final"]
+    abl = ev["r1_no_language_reward/reasoning_rl"]
+    f4 = "yes" if r1["pass@1"] > zero["pass@1"] else "NO"
+    f5 = "yes" if r1["language_mixing"] <= 0.5 * abl["language_mixing"] else "NO"
+    w = f"{wall / 60:.1f} min" if wall is not None else "(cached)"
+    print(f"| {s} | {r1['pass@1']:.3f} vs {zero['pass@1']:.3f}: {f4} | "
+          f"{r1['language_mixing']:.3f} / {abl['language_mixing']:.3f}: {f5} | "
+          f"{r1['pass@1']:.3f} / {abl['pass@1']:.3f} | {w} |")
+
+
+if __name__ == "__main__":
+  app.run(main)
