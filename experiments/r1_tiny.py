@@ -4,35 +4,48 @@ language-consistency reward, against R1-Zero (pure RL), in a world of two langua
 Command:
   python -m r1jax.main --config=experiments/r1_tiny.py --workdir=/tmp/r1_tiny
   (`:smoke` runs every stage for seconds; the tests use it.)
-Arms (eval.json keys "<arm>/<stage>"; every arm gets the same RL budget):
+Arms (eval.json keys "<arm>/<stage>"; every arm gets the same RL budget: 60 steps of
+16 prompts x 16 rollouts):
   r1_zero                base -> GRPO (accuracy + format rewards) in R1-Zero's template
-  r1                     base -> cold-start SFT -> GRPO (accuracy + R1 format + language)
+  r1                     base -> cold-start SFT -> GRPO (accuracy + R1 format + language
+                         consistency, summed as in the paper, weights 1, 0.1, 1)
   r1_no_language_reward  the same cold start -> GRPO without the language reward
 Stages: pretrain_base -> base (eval) -> r1_zero -> r1_zero_final (eval); pretrain_base
 -> cold_start (sft) -> cold_start_eval -> reasoning_rl -> reasoning_rl_eval, and
 cold_start -> reasoning_rl_no_language_reward -> its eval.
-Hardware: 2 CPU cores. Runtime: see README (measured per seed by
-`benchmarks/r1_tiny_seeds.py`).
+Hardware: 2 CPU cores. Runtime: 8-9 minutes on a 2-core AMD EPYC with AVX-512; the
+README has the measured table (`benchmarks/r1_tiny_seeds.py`).
 
-The world (r1jax/data/bilingual.py): last-digit problems (experiments/r1_zero_tiny.py)
+The world (r1jax/data/bilingual.py): the last-digit problems of experiments/r1_zero_tiny.py
 posed in English or in 've', an invented language with its own number words and
 connectives; a CoT is written in words ("two is two, four is six" / "dus ta dus, kar ta
-sek"). What was engineered, and why:
+sek"), one step per term. What was engineered, and why:
   - en dominates the base corpus: half of the worked solutions of ve problems switch to
     en at a random step (`mix_fraction`), so the base model mixes languages on ve
-    prompts as R1-Zero does and reasons in en more often than in ve. Nothing else makes
-    either language easier; whether RL keeps the mixing is what the run measures.
+    prompts, as R1-Zero does. Nothing else makes either language easier.
   - R1's output format `|special_token|CoT|special_token| summary` is absent from the
-    base corpus (a base model has not seen it); the cold-start data teaches it.
+    base corpus (a base model has not seen it); the cold-start data teaches it with the
+    prompt template 'r1' ("User: ... Assistant:").
   - Cold-start data (`digits_r1:train`, 3000 rows): base-corpus-style outputs refined
-    into R1's format (a summary in the prompt's language added), kept by a readability
-    filter (reasoning present, summary present, one language); the filter drops the
-    direct answers and the mixed CoTs.
+    into R1's format (a summary in the prompt's language added) and kept by the
+    readability filter (reasoning present, summary present, one language), which drops
+    the direct answers and the mixed CoTs. 95% of the rows are on en prompts: the
+    annotators' language, while RL prompts come in both (the paper sees mixing
+    "particularly when RL prompts involve multiple languages").
+What was tuned, on seed 0, before the 3-seed measurement (every setting measured):
+  - cold start at lr 1e-3 for 2 epochs undertrained the model (held-out pass@1 0.64,
+    below the R1-Zero arm's 0.86); 2e-3 for 4 epochs with cosine decay gives 0.9+.
+  - the en share of the cold-start rows. Balanced rows left no mixing for RL to grow or
+    cut: 0 of 400 samples mixed in either RL arm (pass@1 0.98 / 0.97), finding 5 could
+    not be tested. en-only rows made the model reason in en on every ve prompt, so the
+    language reward never saw a ve CoT to reinforce (100% of ve samples mixed in both
+    arms). 95% en leaves a few en CoTs on ve prompts, as R1's cold start did.
 Metrics (every evaluation): pass@1 over k samples at T=0.6 / top-p 0.95, cons@k,
-`language_mixing` (share of samples with a word of another language than the prompt's),
-`readability` (share in R1's format with a reasoning, a summary and one language; R1-Zero's
-tag format counts as not readable), mean response tokens; plots accuracy.png and
-language_mixing.png (held-out curves against RL step, one line per arm).
+`language_mixing` (share of samples whose CoT has a word of another language than the
+prompt's), `readability` (share in R1's format with a reasoning, a summary and every
+word in the prompt's language; R1-Zero's tag format counts as not readable),
+mean response tokens; plots accuracy.png and language_mixing.png (held-out curves
+against RL step, one line per RL stage).
 """
 
 from r1jax import configs, stages

@@ -4,7 +4,8 @@ A task is named in the experiment config (`config.tasks.<name>`, a section with 
 `kind`) and referred to by stages as `"<name>:<split>"`. Kinds:
 
   synthetic  the generated tasks of `r1jax.data.arithmetic` (train: drawn afresh from a
-             seed, never ending; test: the TFDS builder's held-out split)
+             seed, never ending; test: the TFDS builder's held-out split), optionally
+             in the two languages of `r1jax.data.bilingual` and in R1's output format
   gsm8k      GSM8K's original JSONL, `<data_dir>/gsm8k/{train,test}.jsonl`
   math       MATH train, `<data_dir>/math/train.jsonl` ({"problem", "solution"}; the answer
              is the last \\boxed{} of the solution)
