@@ -6,8 +6,9 @@ Each seed runs `python -m r1jax.main --config=experiments/r1_tiny.py --workdir=R
 --config.seed=N` (a finished workdir is skipped by the pipeline, so re-running only
 tabulates). Prints, per seed and arm, pass@1, cons@k, language mixing, readability and
 mean response tokens, then the issue's bars: finding 4 (the cold-started arm's final
-pass@1 above pure RL's) and finding 5 (mixing with the language reward at most half of
-that without), each per seed.
+pass@1 above pure RL's; also the mean of the held-out curve over RL steps, "more
+accurate earlier") and finding 5 (mixing with the language reward at most half of that
+without), each per seed.
 """
 
 import json
@@ -36,6 +37,15 @@ def run_seed(seed: int) -> tuple[dict, float | None]:
     return json.load(f), (time.time() - t0 if fresh else None)
 
 
+def curve_mean(seed: int, stage: str) -> float:
+  """Mean held-out pass@1 over the RL stage's curve points (step 0 included)."""
+  path = os.path.join(_ROOT.value, f"seed{seed}", stage, "metrics.jsonl")
+  with open(path) as f:
+    rows = [json.loads(line) for line in f]
+  points = [r["eval/pass@1"] for r in rows if "eval/pass@1" in r]
+  return sum(points) / len(points)
+
+
 def main(argv):
   del argv
   results = {s: run_seed(s) for s in map(int, _SEEDS.value)}
@@ -47,16 +57,19 @@ def main(argv):
       print(f"| {s} | {key} | {r['pass@1']:.3f} | {r['cons@k']:.3f} | "
             f"{r['language_mixing']:.3f} | {r['readability']:.3f} | "
             f"{r['mean_response_tokens']:.1f} |")
-  print("\n| seed | finding 4: r1 vs r1_zero pass@1 | finding 5: mixing with / without "
-        "language reward | pass@1 with / without | wall |")
-  print("|---|---|---|---|---|")
+  print("\n| seed | finding 4: final pass@1, r1 vs r1_zero | mean curve pass@1, r1 vs "
+        "r1_zero | finding 5: mixing with / without language reward | pass@1 with / "
+        "without | wall |")
+  print("|---|---|---|---|---|---|")
   for s, (ev, wall) in results.items():
     r1, zero = ev["r1/reasoning_rl"], ev["r1_zero/final"]
     abl = ev["r1_no_language_reward/reasoning_rl"]
     f4 = "yes" if r1["pass@1"] > zero["pass@1"] else "NO"
     f5 = "yes" if r1["language_mixing"] <= 0.5 * abl["language_mixing"] else "NO"
     w = f"{wall / 60:.1f} min" if wall is not None else "(cached)"
+    c_r1, c_zero = curve_mean(s, "reasoning_rl"), curve_mean(s, "r1_zero")
     print(f"| {s} | {r1['pass@1']:.3f} vs {zero['pass@1']:.3f}: {f4} | "
+          f"{c_r1:.3f} vs {c_zero:.3f} | "
           f"{r1['language_mixing']:.3f} / {abl['language_mixing']:.3f}: {f5} | "
           f"{r1['pass@1']:.3f} / {abl['pass@1']:.3f} | {w} |")
 

@@ -13,7 +13,7 @@ Arms (eval.json keys "<arm>/<stage>"; every arm gets the same RL budget: 60 step
 Stages: pretrain_base -> base (eval) -> r1_zero -> r1_zero_final (eval); pretrain_base
 -> cold_start (sft) -> cold_start_eval -> reasoning_rl -> reasoning_rl_eval, and
 cold_start -> reasoning_rl_no_language_reward -> its eval.
-Hardware: 2 CPU cores. Runtime: 8-9 minutes on a 2-core AMD EPYC with AVX-512; the
+Hardware: 2 CPU cores. Runtime: 6.6-7.1 minutes on a 2-core AMD EPYC with AVX-512; the
 README has the measured table (`benchmarks/r1_tiny_seeds.py`).
 
 The world (r1jax/data/bilingual.py): the last-digit problems of experiments/r1_zero_tiny.py

@@ -2,7 +2,8 @@ r"""Runs an experiment: `python -m r1jax.main --config=experiments/X.py[:arg] --
 
 Overrides: `--config.section.key=value` (a misspelt key is an error listing valid keys).
 Writes DIR/config.json, then runs the config's stages (see r1jax.pipeline);
-`--only=NAME` runs one stage whose inputs have finished.
+`--only=NAME` runs one stage whose inputs have finished. Compiled programs are kept in
+JAX's persistent compilation cache (`--compilation_cache`, default ~/.cache/r1jax/xla).
 """
 
 import json
@@ -16,6 +17,9 @@ config_flags.DEFINE_config_file("config", None, "Experiment config file (get_con
                                 lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics, plots.")
 flags.DEFINE_string("only", None, "Run this one stage (its inputs must have finished).")
+flags.DEFINE_string("compilation_cache", "~/.cache/r1jax/xla",
+                    "JAX's persistent compilation cache: identical programs (a rerun, a "
+                    "second RL arm of the same shapes) load instead of compiling; '' = off.")
 flags.mark_flags_as_required(["config", "workdir"])
 FLAGS = flags.FLAGS
 
@@ -27,6 +31,10 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # Orbax is chatty at INFO; progress is printed.
   import jax  # after flag parsing, so --xla flags in the env take effect first
 
+  if FLAGS.compilation_cache:
+    jax.config.update("jax_compilation_cache_dir",
+                      os.path.expanduser(FLAGS.compilation_cache))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
   if int(os.environ.get("R1JAX_NUM_PROCESSES", "1")) > 1 or "COORDINATOR_ADDRESS" in os.environ:
     jax.distributed.initialize()
   from r1jax import configs, pipeline
