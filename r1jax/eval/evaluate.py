@@ -39,27 +39,41 @@ def evaluate(params: Any, model_cfg: Any, tok: Any, prompts: Sequence[str],
   `think_rate` (share of samples with a non-blank <think>) and the accuracy of samples
   with and without thinking (None when there are none); readability and language
   mixing (`score`), `languages` giving each problem's (language, identifier)."""
+  texts, lengths, truncated = generate(
+      params, model_cfg, tok, prompts, k=k, temperature=temperature, top_p=top_p,
+      max_new_tokens=max_new_tokens, seed=seed, batch_rows=batch_rows, mesh=mesh,
+      rules=rules)
+  return {**score(texts, answers, k=k, lengths=lengths, truncated=truncated,
+                  languages=languages),
+          "num_problems": len(prompts), "temperature": temperature, "top_p": top_p,
+          "examples": [{"prompt_tail": prompts[i][-40:], "completion": texts[i * k],
+                        "gold": answers[i]} for i in range(min(3, len(prompts)))]}
+
+
+def generate(params: Any, model_cfg: Any, tok: Any, prompts: Sequence[str], *, k: int,
+             temperature: float, top_p: float, max_new_tokens: int, seed: int,
+             batch_rows: int = 256, mesh: Any = None, rules: Any = None, prepared: bool = False,
+             first_chunk: int = 0) -> tuple[list[str], list[int], list[bool]]:
+  """k completions per prompt (problem-major): texts, token counts, truncation flags.
+  Chunk c of `batch_rows` rows samples with fold_in(key(seed), first_chunk + c)."""
   ids = [tokenizer_lib.encode_prompt(tok, p) for p in prompts]
   rows = [i for i in range(len(prompts)) for _ in range(k)]
   texts: list[str] = []
   lengths: list[int] = []
   truncated: list[bool] = []
-  params = sampling.prepare(params)  # once for all chunks (the weights do not change)
+  if not prepared:
+    params = sampling.prepare(params)  # once for all chunks (the weights do not change)
   for c, start in enumerate(range(0, len(rows), batch_rows)):
     chunk = rows[start:start + batch_rows]
     out = sampling.generate(params, model_cfg, [ids[i] for i in chunk],
-                            rng=jax.random.fold_in(jax.random.key(seed), c),
+                            rng=jax.random.fold_in(jax.random.key(seed), first_chunk + c),
                             max_new_tokens=max_new_tokens, temperature=temperature,
                             top_p=top_p, stop_ids=tokenizer_lib.stop_ids(tok), mesh=mesh,
                             rules=rules)
     texts += [tok.decode(t) for t in out.tokens]
     lengths += [len(t) for t in out.tokens]
     truncated += out.truncated
-  return {**score(texts, answers, k=k, lengths=lengths, truncated=truncated,
-                  languages=languages),
-          "num_problems": len(prompts), "temperature": temperature, "top_p": top_p,
-          "examples": [{"prompt_tail": prompts[i][-40:], "completion": texts[i * k],
-                        "gold": answers[i]} for i in range(min(3, len(prompts)))]}
+  return texts, lengths, truncated
 
 
 def score(texts: Sequence[str], answers: Sequence[str], *, k: int,
@@ -83,7 +97,7 @@ def score(texts: Sequence[str], answers: Sequence[str], *, k: int,
   for i, gold in enumerate(answers):
     group = extracted[i * k:(i + 1) * k]
     correct[i] = [a is not None and is_equiv(a, gold) for a in group]
-    maj = metrics.majority_answer(group)
+    maj = metrics.majority_answer(group, equiv=is_equiv)
     majority.append(maj is not None and is_equiv(maj, gold))
   flat = [c for row in correct for c in row]
   think = [thinks(t) for t in texts]

@@ -2,14 +2,14 @@
 
 The paper's protocol (DeepSeek-R1, section 3): k samples per problem at temperature 0.6
 and top-p 0.95; pass@1 = mean over problems of the fraction of correct samples; cons@k
-= accuracy of the most frequent extracted answer.
+= accuracy of the most frequent extracted answer (votes pooled over equivalent answers).
 """
 
 from __future__ import annotations
 
 import collections
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 
 def pass_at_1(correct: Sequence[Sequence[bool]]) -> float:
@@ -24,10 +24,27 @@ def pass_at_k(n: int, c: int, k: int) -> float:
   return 1.0 - math.prod((n - c - i) / (n - i) for i in range(k))
 
 
-def majority_answer(answers: Sequence[str | None]) -> str | None:
-  """Most frequent non-None answer; ties go to the one seen first."""
-  counts = collections.Counter(a for a in answers if a is not None)
-  if not counts:
+def majority_answer(answers: Sequence[str | None],
+                    equiv: Callable[[str, str], bool] | None = None) -> str | None:
+  """Most frequent non-None answer; ties go to the one seen first. With `equiv`, votes
+  count per equivalence class ('0.5' and '\\frac{1}{2}' vote together), and the class's
+  first answer is returned."""
+  if equiv is None:
+    counts = collections.Counter(a for a in answers if a is not None)
+    if not counts:
+      return None
+    best = max(counts.values())
+    return next(a for a in answers if a is not None and counts[a] == best)
+  classes: list[list[str]] = []
+  for a in answers:
+    if a is None:
+      continue
+    home = next((c for c in classes if c[0] == a or equiv(a, c[0])), None)
+    if home is None:
+      classes.append([a])
+    else:
+      home.append(a)
+  if not classes:
     return None
-  best = max(counts.values())
-  return next(a for a in answers if a is not None and counts[a] == best)
+  best = max(len(c) for c in classes)
+  return next(c[0] for c in classes if len(c) == best)
