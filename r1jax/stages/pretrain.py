@@ -8,6 +8,7 @@ tiny demos get a base model in minutes.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import jax
@@ -36,6 +37,9 @@ def default_config() -> configs.ConfigDict:
   c.max_nonfinite = 3  # Stop after this many consecutive non-finite losses.
   c.export_hf = False  # Also write the final weights as an HF checkpoint (DIR/<stage>/hf).
   c.optimizer = configs.optimizer_config(learning_rate=3e-3, warmup_steps=30)
+  # With input 'random': this stage's own architecture (a configs.model_config()), e.g. a
+  # student smaller than the run's model; empty = config.model.
+  c.model = configs.ConfigDict()
   return c
 
 
@@ -45,6 +49,12 @@ def validate(section: Any, where: str, mesh_sizes: dict[str, int]) -> None:
                               f"exactly one synthetic 'task:train' source.")
   if section.steps < 1 or section.checkpoint_every < 1:
     raise configs.ConfigError(f"{where}: steps and checkpoint_every must be >= 1.")
+  if section.model:
+    if section.input != "random":
+      raise configs.ConfigError(f"{where}.model is set, so {where}.input must be 'random' "
+                                f"(got {section.input!r}): a checkpoint brings its own "
+                                f"architecture.")
+    configs.validate_model(section.model, f"{where}.model")
   common.check_batch(f"{where}.batch_size", section.batch_size, mesh_sizes)
 
 
@@ -111,6 +121,8 @@ def generation_caps(run: common.Run) -> dict[str, int]:
 
 def run(run: common.Run, name: str, section: Any, source: common.Source) -> common.Output:
   task = _task(run, section, name)
+  if section.model:  # validate() made sure the input is 'random'
+    source = dataclasses.replace(source, model_config=section.model)
   tok = run.tokenizer(source.tokenizer)
   mc = source.model_config
   if mc.vocab_size < tok.vocab_size:

@@ -81,6 +81,9 @@ def run(run: common.Run, name: str, section: Any, source: common.Source) -> comm
   tok = run.tokenizer(source.tokenizer)
   mc = source.model_config
   examples = encode(run, s.train, tok)
+  if not examples:
+    raise common.StageError(f"{name}: the sources {tuple(s.train)} hold no rows (e.g. a "
+                            f"sample stage that kept no completion); nothing to train on.")
   data = sft_lib.SFTData(examples, seq_len=s.seq_len, pad_id=tok.pad_id,
                          batch_size=s.batch_size, seed=run.config.seed, packed=s.pack)
   if data.dropped:
