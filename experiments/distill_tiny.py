@@ -53,7 +53,7 @@ def get_config(arg=None):
   c.final.report_as = "teacher"
   c.teacher_samples = stages.config(
       "sample", input="r1_zero", prompts=("digits:train",),
-      num_prompts=8 if smoke else 1024, samples_per_prompt=2 if smoke else 4,
+      num_prompts=8 if smoke else 2048, samples_per_prompt=2 if smoke else 4,
       max_new_tokens=c.r1_zero.max_new_tokens, shard_prompts=4 if smoke else 256,
       require_correct=True, require_format=True)
   c.tasks.digits.num_sft = max(c.teacher_samples.num_prompts, 8)  # digits:train problems
@@ -77,9 +77,11 @@ def get_config(arg=None):
     c[f"{student}_rl"].curve = c.r1_zero.curve
     c[f"{student}_rl"].optimizer = c.r1_zero.optimizer
     c[f"{student}_distilled"] = stages.config(
-        "sft", input=base, train=("teacher:train",), epochs=2.0, batch_size=32,
+        "sft", input=base, train=("teacher:train",), epochs=4.0, batch_size=32,
         seq_len=c.pretrain_base.seq_len, checkpoint_every=50,
-        optimizer=dict(learning_rate=1e-3, warmup_steps=5))
+        # The cold start's recipe (experiments/r1_tiny.py); 1e-3 for 2 epochs left the
+        # students below their own base.
+        optimizer=dict(learning_rate=2e-3, warmup_steps=10, decay_steps=170))
     if smoke:  # a 2-step teacher is seldom right: keep every sample
       c.teacher_samples.require_correct = c.teacher_samples.require_format = False
       c[f"{student}_distilled"].steps = 2

@@ -6,7 +6,10 @@ r"""Evaluates any checkpoint with the paper's protocol: `python -m r1jax.evaluat
 `--checkpoint` is an r1jax stage directory (DIR/<stage>, holding output.json) or
 `hf:DIR`, a Hugging Face checkpoint (Qwen2, Llama, DeepSeek-V3; config.json,
 *.safetensors, tokenizer.json). Tasks are 'kind:split' of r1jax.data.tasks with raw
-files under `--data_dir` (`gsm8k/test.jsonl`, `math500/test.jsonl`, `math/train.jsonl`).
+files under `--data_dir` (`gsm8k/test.jsonl`, `math500/test.jsonl`, `math/train.jsonl`,
+`code/test.jsonl`: {"prompt", "tests"} rows). Code samples are judged by the sandboxed
+code reward (r1jax.rewards.code: the last fenced Python block must pass every test);
+their `extracted` answer is that program, and cons@k votes over identical programs.
 Protocol (DeepSeek-R1 section 3): k samples per problem at temperature 0.6 and top-p
 0.95 with a capped length; pass@1 is the mean over the k samples, cons@k the majority
 vote over extracted answers (equivalence classes by r1jax.rewards.math_equiv), pass@k'
@@ -32,7 +35,7 @@ from absl import app, flags, logging
 
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "r1jax stage directory or hf:DIR.")
 _TASKS = flags.DEFINE_list("tasks", None, "Held-out sets, 'kind:split' (gsm8k, math500, "
-                           "math).")
+                           "math, code).")
 _DATA_DIR = flags.DEFINE_string("data_dir", "~/r1jax_data", "Raw dataset files.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output directory (report.json, report.md).")
 _K = flags.DEFINE_integer("k", 4, "Samples per problem.")
@@ -50,7 +53,7 @@ _MAX_SEQ_LEN = flags.DEFINE_integer("max_seq_len", 4096, "Context of HF checkpoi
 _CACHE = flags.DEFINE_string("compilation_cache", "~/.cache/r1jax/xla",
                              "JAX's persistent compilation cache; '' = off.")
 
-HARNESS_KINDS = ("gsm8k", "math500", "math")
+HARNESS_KINDS = ("gsm8k", "math500", "math", "code")
 
 
 def _log(msg: str) -> None:
@@ -116,7 +119,6 @@ def evaluate_task(run: Any, ref: str, params: Any, source: Any, tok: Any, *, k: 
                   ) -> dict[str, Any]:
   """Samples (resuming), records and scores one task; returns its report entry."""
   from r1jax.eval import evaluate as eval_lib
-  from r1jax.rewards.math_equiv import extract_answer, is_equiv
 
   task, split = run.tasks.resolve(ref)
   probs = list(task.problems(split))
@@ -143,15 +145,14 @@ def evaluate_task(run: Any, ref: str, params: Any, source: Any, tok: Any, *, k: 
         top_p=top_p, max_new_tokens=max_new_tokens, seed=run.config.seed,
         batch_rows=len(idx) * k, mesh=run.mesh, rules=run.rules, prepared=True,
         first_chunk=c)
+    verdicts = judge(task.KIND, texts, [probs[i] for i in idx for _ in range(k)])
     with open(path, "a") as f:
       for j, i in enumerate(idx):
         s = slice(j * k, (j + 1) * k)
-        extracted = [extract_answer(t) for t in texts[s]]
-        gold = probs[i]["answer"]
         f.write(json.dumps({
-            "index": i, "prompt": prompts[j], "gold": gold, "samples": texts[s],
-            "extracted": extracted,
-            "correct": [a is not None and is_equiv(a, gold) for a in extracted],
+            "index": i, "prompt": prompts[j], "gold": probs[i]["answer"],
+            "samples": texts[s], "extracted": [e for e, _ in verdicts[s]],
+            "correct": [c for _, c in verdicts[s]],
             "tokens": lengths[s], "truncated": truncated[s]}) + "\n")
       f.flush()
       os.fsync(f.fileno())
@@ -165,33 +166,53 @@ def evaluate_task(run: Any, ref: str, params: Any, source: Any, tok: Any, *, k: 
     if crash_after_chunks is not None and n + 1 >= crash_after_chunks:
       raise KeyboardInterrupt(f"simulated kill after {n + 1} chunks")
   records = _read_records(path)
-  entry = report_entry([records[i] for i in range(len(probs))], k)
+  entry = report_entry([records[i] for i in range(len(probs))], k, task.KIND)
   entry.update({"temperature": temperature, "top_p": top_p,
                 "max_new_tokens": max_new_tokens, "template": task.cfg.template})
   return entry
 
 
-def report_entry(records: list[dict[str, Any]], k: int) -> dict[str, Any]:
-  """A task's metrics from its per-problem records (k samples each)."""
-  from r1jax.eval import evaluate as eval_lib
-  from r1jax.eval import metrics
+def judge(kind: str, texts: list[str], problems: list[dict[str, Any]]
+          ) -> list[tuple[str | None, bool]]:
+  """(extracted answer or program, verdict) per sample: math answers by equivalence with
+  the gold answer, code by running the problem's tests in the sandbox (all must pass)."""
+  if kind == "code":
+    from r1jax.rewards import code
+    rewards = code.code_rewards(texts, [p["tests"] for p in problems])
+    return [(code.extract_code(t), r == 1.0) for t, r in zip(texts, rewards)]
+  from r1jax.rewards.math_equiv import extract_answer, is_equiv
+  out = []
+  for t, p in zip(texts, problems):
+    a = extract_answer(t)
+    out.append((a, a is not None and is_equiv(a, p["answer"])))
+  return out
 
+
+def report_entry(records: list[dict[str, Any]], k: int, kind: str = "math") -> dict[str, Any]:
+  """A task's metrics from its per-problem records (k samples each, with verdicts)."""
+  from r1jax.eval import metrics
+  from r1jax.rewards.format import format_reward, r1_format_reward
+  from r1jax.rewards.math_equiv import is_equiv
+
+  equiv = None if kind == "code" else is_equiv  # programs vote by identity
+  majority = []
+  for r in records:
+    maj = metrics.majority_answer(r["extracted"], equiv=equiv)
+    majority.append(maj is not None and r["correct"][r["extracted"].index(maj)])
   texts = [t for r in records for t in r["samples"]]
-  scored = eval_lib.score(texts, [r["gold"] for r in records], k=k,
-                          lengths=[n for r in records for n in r["tokens"]],
-                          truncated=[t for r in records for t in r["truncated"]])
   tokens = sorted(n for r in records for n in r["tokens"])
-  entry = {"pass@1": scored["pass@1"], "cons@k": scored["cons@k"], "k": k,
-           "num_problems": len(records)}
+  entry = {"pass@1": metrics.pass_at_1([r["correct"] for r in records]),
+           "cons@k": sum(majority) / len(records), "k": k, "num_problems": len(records)}
   for kk in sorted({2 ** e for e in range(k.bit_length()) if 2 ** e <= k} | {k}):
     entry[f"pass@{kk}"] = sum(metrics.pass_at_k(k, sum(r["correct"]), kk)
                               for r in records) / len(records)
   entry.update({
-      "mean_response_tokens": scored["mean_response_tokens"],
+      "mean_response_tokens": sum(tokens) / len(tokens),
       "median_response_tokens": float(tokens[len(tokens) // 2]),
       "max_response_tokens": tokens[-1],
-      "truncated_fraction": scored["truncated_fraction"],
-      "format_rate": scored["format_rate"], "r1_format_rate": scored["r1_format_rate"]})
+      "truncated_fraction": sum(t for r in records for t in r["truncated"]) / len(texts),
+      "format_rate": sum(map(format_reward, texts)) / len(texts),
+      "r1_format_rate": sum(map(r1_format_reward, texts)) / len(texts)})
   return entry
 
 

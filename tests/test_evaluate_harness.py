@@ -137,3 +137,44 @@ def test_report_entry_hand_computed():
   assert e["pass@3"] == pytest.approx(2 / 3)
   assert e["cons@k"] == pytest.approx(1 / 3)
   assert e["max_response_tokens"] == 9 and e["median_response_tokens"] == 4.0
+
+
+ADD_TESTS = [{"call": "add(1, 2)", "expected": "3"}, {"call": "add(-1, 1)", "expected": "0"}]
+
+
+def test_code_samples_are_judged_in_the_sandbox():
+  right = "Here:\n```python\ndef add(a, b):\n  return a + b\n```"
+  wrong = "```python\ndef add(a, b):\n  return a - b\n```"
+  verdicts = harness.judge("code", [right, wrong, "no code", right],
+                           [{"tests": ADD_TESTS, "answer": ""}] * 4)
+  assert [c for _, c in verdicts] == [True, False, False, True]
+  assert verdicts[0][0].strip().startswith("def add") and verdicts[2][0] is None
+  # cons@k over programs: the two identical right programs outvote the wrong one.
+  rec = {"gold": "", "samples": [right, wrong, right], "tokens": [5, 5, 5],
+         "truncated": [False] * 3,
+         "extracted": [verdicts[0][0], verdicts[1][0], verdicts[0][0]],
+         "correct": [True, False, True]}
+  e = harness.report_entry([rec], 3, "code")
+  assert e["pass@1"] == pytest.approx(2 / 3) and e["cons@k"] == 1.0
+
+
+def test_code_task_through_the_cli(files, tmp_path):
+  data, ckpt = files
+  os.makedirs(os.path.join(data, "code"), exist_ok=True)
+  with open(os.path.join(data, "code", "test.jsonl"), "w") as f:
+    for name in ("add", "plus"):
+      f.write(json.dumps({"prompt": f"Write {name}(a, b).", "tests": [
+          {k: v.replace("add", name) for k, v in t.items()} for t in ADD_TESTS]}) + "\n")
+  out = str(tmp_path / "code")
+  cmd = [sys.executable, "-m", "r1jax.evaluate", f"--checkpoint=hf:{ckpt}",
+         "--tasks=code:test", f"--data_dir={data}", f"--workdir={out}", "--k=2",
+         "--max_new_tokens=8"]
+  run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu"})
+  assert run.returncode == 0, run.stderr[-3000:]
+  r = json.load(open(os.path.join(out, "report.json")))["code:test"]
+  assert r["num_problems"] == 2 and r["k"] == 2
+  recs = _records(out, "code:test")
+  # A random model writes no fenced program: nothing to run, every verdict False.
+  assert all(x["extracted"] == [None, None] and x["correct"] == [False, False] for x in recs)
+  assert r["pass@1"] == 0.0

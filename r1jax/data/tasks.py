@@ -12,6 +12,9 @@ A task is named in the experiment config (`config.tasks.<name>`, a section with 
   math500    MATH-500, `<data_dir>/math500/test.jsonl`
   jsonl      any JSONL files (a glob per split): {"prompt", "answer"} rows for RL and
              evaluation, {"prompt", "completion"} rows for SFT
+  code       programming problems, `<data_dir>/code/<split>.jsonl` (or a glob per split):
+             {"prompt", "tests"} rows, tests as r1jax.rewards.code takes them (stdin/stdout
+             or call/expected); scored by running the last fenced Python block
 
 Every task serves `problems(split)` (dicts with `question` and `answer`) and
 `sft_examples(split)` (dicts with `question` and `completion`); `question` is put into
@@ -367,7 +370,33 @@ class Jsonl(Task):
             for r in self._rows(split, "completion")]
 
 
-KINDS: dict[str, type[Task]] = {c.KIND: c for c in (Synthetic, GSM8K, MATH, MATH500, Jsonl)}
+class Code(Jsonl):
+  """Programming problems with tests (HumanEval-style call/expected or stdin/stdout),
+  scored by the sandboxed code reward; problems carry `tests` and an empty `answer`."""
+
+  KIND = "code"
+
+  @classmethod
+  def default_config(cls) -> configs.ConfigDict:
+    c = super().default_config()
+    c.train = "{data_dir}/code/train.jsonl"
+    c.test = "{data_dir}/code/test.jsonl"
+    return c
+
+  def _problems(self, split: str) -> list[Example]:
+    from r1jax.rewards import code
+    out = []
+    for i, r in enumerate(self._rows(split, "tests")):
+      try:
+        code.parse_tests(r["tests"])
+      except ValueError as e:
+        raise TaskError(f"task {self.name!r} ({split}): row {i + 1}: {e}") from None
+      out.append({"question": r["prompt"], "answer": "", "tests": r["tests"]})
+    return out
+
+
+KINDS: dict[str, type[Task]] = {c.KIND: c for c in (Synthetic, GSM8K, MATH, MATH500, Jsonl,
+                                                    Code)}
 
 
 def config(kind: str, **overrides: Any) -> configs.ConfigDict:
