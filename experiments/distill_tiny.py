@@ -78,7 +78,7 @@ def get_config(arg=None):
     c[f"{student}_rl"].optimizer = c.r1_zero.optimizer
     c[f"{student}_distilled"] = stages.config(
         "sft", input=base, train=("teacher:train",), epochs=4.0, batch_size=32,
-        seq_len=c.pretrain_base.seq_len, checkpoint_every=50,
+        seq_len=96, checkpoint_every=50,  # two samples to a row (~180 steps)
         # The cold start's recipe (experiments/r1_tiny.py); 1e-3 for 2 epochs left the
         # students below their own base.
         optimizer=dict(learning_rate=2e-3, warmup_steps=10, decay_steps=170))
