@@ -5,20 +5,24 @@ Command:
   python -m r1jax.main --config=experiments/distill_tiny.py --workdir=/tmp/distill_tiny
   (`:smoke` runs every stage for seconds; the tests use it.)
 Teacher: the R1-Zero demo's policy (experiments/r1_zero_tiny.py: a DeepSeek-V3-shaped
-MoE, 139k parameters, pretrained then 60 GRPO steps). Students, each about 5x smaller
-and dense: `qwen2` (GQA with q/k/v biases, tied embeddings; 26.9k parameters) and
-`llama` (GQA without biases, untied; 28.8k). Each student is pretrained on the same
-corpus as the teacher (arm `base`), then either
-  rl         GRPO on itself, the teacher's recipe and budget (60 steps of 16 x 16
+MoE, 139k parameters of which 115k active, pretrained then 60 GRPO steps). Students,
+dense and about 5x smaller: `qwen2` (GQA with q/k/v biases, tied embeddings; 26.9k
+parameters) and `llama` (GQA without biases, untied; 28.8k). Each student is pretrained
+on the teacher's corpus for the teacher's 500 steps (arm `base`), then either
+  rl         GRPO on itself with the teacher's recipe and budget (60 steps of 16 x 16
              rollouts, accuracy + format rewards), or
-  distilled  SFT (2 epochs) on the teacher's correct, well-formed samples: 4 samples per
-             prompt at T=0.6 / top-p 0.95 on 1024 training problems, rejection-sampled by
-             the `sample` stage (teacher_samples/samples/*.jsonl).
-Compute (forward 2N FLOPs per token, training 6N, N = a model's parameters; MoE counts
-its active parameters): per student the rl arm spends ~2.2 GFLOP (256 rollouts of ~60
-tokens per step: sampling, reference and update passes), the distilled arm ~0.4 GFLOP of
-student SFT plus ~1.0 GFLOP of teacher sampling, which is shared by both students.
-Hardware: 2 CPU cores; the README has the measured table (`benchmarks/distill_tiny_seeds.py`).
+  distilled  SFT (4 epochs, the cold start's recipe of experiments/r1_tiny.py) on the
+             teacher's correct, well-formed samples: 4 per prompt at T=0.6 / top-p 0.95
+             on 2048 training problems, rejection-sampled by the `sample` stage
+             (DIR/teacher_samples/samples/*.jsonl; ~2800 distinct rows).
+Compute, at 2N FLOPs per token forward and 6N forward + backward (N: parameters, the
+teacher's active ones), prompts of ~35 tokens: the rl arm samples, scores with the
+reference and updates on 15,360 sequences: 0.21 TFLOP (qwen2, ~16-token completions)
+and 0.26 (llama, ~25). The distilled arm: 0.09 (qwen2) / 0.09 (llama) TFLOP of SFT
+(177 steps x 32 rows x 96 tokens) plus 0.11 TFLOP of teacher sampling (8192 samples),
+shared by both students: 0.20 TFLOP each if each pays the whole sampling.
+Hardware: 2 CPU cores, ~6 minutes; the README has the measured table
+(`benchmarks/distill_tiny_seeds.py`).
 eval.json: "teacher" and "<student>/<arm>" (students qwen2, llama; arms base, rl,
 distilled), each with pass@1 (k=8 at T=0.6, top-p 0.95), cons@k, k, on the 200
 held-out problems (the evaluate stage: the protocol of `python -m r1jax.evaluate`).
