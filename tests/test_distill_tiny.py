@@ -3,26 +3,20 @@ sharded JSONL feed the students' SFT; every arm is evaluated under its eval.json
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
 from r1jax import configs, stages
 from r1jax.data import tasks
+from tests import cli
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KEYS = ["teacher"] + [f"{s}/{a}" for s in ("qwen2", "llama")
                       for a in ("base", "rl", "distilled")]
 
 
 def test_distill_tiny_smoke(tmp_path):
   wd = str(tmp_path / "run")
-  cmd = [sys.executable, "-m", "r1jax.main", "--config=experiments/distill_tiny.py:smoke",
-         f"--workdir={wd}"]
-  env = {**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu"}
-  out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-  assert out.returncode == 0, out.stderr[-3000:]
+  cli.run("r1jax.main", "--config=experiments/distill_tiny.py:smoke", f"--workdir={wd}")
   ev = json.load(open(os.path.join(wd, "eval.json")))
   assert sorted(ev) == sorted(KEYS)
   for key in KEYS:

@@ -4,8 +4,6 @@ directory or hf:DIR), on files made here (tests/fixtures_hf.py); resumable."""
 import json
 import math
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -16,9 +14,8 @@ from r1jax import configs, sharding  # noqa: E402
 from r1jax import evaluate as harness  # noqa: E402
 from r1jax.rewards.math_equiv import extract_answer, is_equiv  # noqa: E402
 from r1jax.stages import common  # noqa: E402
-from tests import fixtures_hf  # noqa: E402
+from tests import cli, fixtures_hf  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TASKS = "gsm8k:test,math500:test"
 
 
@@ -33,16 +30,11 @@ def files(tmp_path_factory):
 
 
 def _evaluate(checkpoint, data, workdir, *extra, crash_after=None, check=True):
-  cmd = [sys.executable, "-m", "r1jax.evaluate", f"--checkpoint={checkpoint}",
-         f"--tasks={TASKS}", f"--data_dir={data}", f"--workdir={workdir}", "--k=3",
-         "--max_new_tokens=8", "--num_problems=5", "--batch_rows=6", *extra]
-  env = {**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu"}
-  if crash_after is not None:
-    env["R1JAX_CRASH_AFTER_CHUNKS"] = str(crash_after)
-  out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-  if check:
-    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
-  return out
+  env = {} if crash_after is None else {"R1JAX_CRASH_AFTER_CHUNKS": str(crash_after)}
+  return cli.run("r1jax.evaluate", f"--checkpoint={checkpoint}", f"--tasks={TASKS}",
+                 f"--data_dir={data}", f"--workdir={workdir}", "--k=3", "--max_new_tokens=8",
+                 "--num_problems=5", "--batch_rows=6", *extra, env=env, check=check,
+                 timeout=600)
 
 
 def _records(workdir, ref):
@@ -112,10 +104,8 @@ def test_clear_errors(files, tmp_path):
   data, ckpt = files
   out = _evaluate(str(tmp_path / "nowhere"), data, str(tmp_path / "o"), check=False)
   assert out.returncode == 1 and "no " in out.stderr and "output.json" in out.stderr
-  cmd = [sys.executable, "-m", "r1jax.evaluate", f"--checkpoint=hf:{ckpt}",
-         "--tasks=aime:test", f"--workdir={tmp_path / 'o'}"]
-  out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
-                       env={**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu"})
+  out = cli.run("r1jax.evaluate", f"--checkpoint=hf:{ckpt}", "--tasks=aime:test",
+                f"--workdir={tmp_path / 'o'}", check=False)
   assert out.returncode == 1 and "the harness knows" in out.stderr
 
 
@@ -166,12 +156,8 @@ def test_code_task_through_the_cli(files, tmp_path):
       f.write(json.dumps({"prompt": f"Write {name}(a, b).", "tests": [
           {k: v.replace("add", name) for k, v in t.items()} for t in ADD_TESTS]}) + "\n")
   out = str(tmp_path / "code")
-  cmd = [sys.executable, "-m", "r1jax.evaluate", f"--checkpoint=hf:{ckpt}",
-         "--tasks=code:test", f"--data_dir={data}", f"--workdir={out}", "--k=2",
-         "--max_new_tokens=8"]
-  run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600,
-                       env={**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu"})
-  assert run.returncode == 0, run.stderr[-3000:]
+  cli.run("r1jax.evaluate", f"--checkpoint=hf:{ckpt}", "--tasks=code:test",
+          f"--data_dir={data}", f"--workdir={out}", "--k=2", "--max_new_tokens=8")
   r = json.load(open(os.path.join(out, "report.json")))["code:test"]
   assert r["num_problems"] == 2 and r["k"] == 2
   recs = _records(out, "code:test")

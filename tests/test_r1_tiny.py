@@ -3,10 +3,8 @@ and reports the issue's eval.json keys, per-function rewards and plots."""
 
 import json
 import os
-import subprocess
-import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests import cli
 
 KEYS = ("r1_zero/final", "r1/cold_start", "r1/reasoning_rl",
         "r1_no_language_reward/reasoning_rl")
@@ -15,11 +13,7 @@ METRICS = ("pass@1", "cons@k", "k", "language_mixing", "readability", "mean_resp
 
 def test_r1_tiny_smoke_runs_every_arm(tmp_path):
   wd = str(tmp_path / "run")
-  cmd = [sys.executable, "-m", "r1jax.main", "--config=experiments/r1_tiny.py:smoke",
-         f"--workdir={wd}"]
-  env = {**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu"}
-  out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-  assert out.returncode == 0, out.stderr[-3000:]
+  out = cli.run("r1jax.main", "--config=experiments/r1_tiny.py:smoke", f"--workdir={wd}")
   ev = json.load(open(os.path.join(wd, "eval.json")))
   assert set(KEYS) <= set(ev), sorted(ev)
   for key in KEYS:
