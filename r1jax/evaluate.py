@@ -20,7 +20,8 @@ response-length statistics, truncation rate, the protocol), OUT/report.md (a row
 task) and OUT/<task>/problems.jsonl (per problem: prompt, gold, samples, extracted
 answers, verdicts, token counts). A killed evaluation resumes: problems already in
 problems.jsonl are not redone, and every chunk of problems samples from a key that
-depends on its position only, so the result equals an uninterrupted run.
+depends on its position only, so the result equals an uninterrupted run. A rerun with
+other settings (OUT/<task>/protocol.json) is refused rather than mixed in.
 """
 
 from __future__ import annotations
@@ -113,6 +114,24 @@ def _read_records(path: str) -> dict[int, dict[str, Any]]:
   return done
 
 
+def _check_protocol(d: str, protocol: dict[str, Any]) -> None:
+  """Records under `d` are resumed only by a run with the same checkpoint and protocol."""
+  from r1jax import configs
+  from r1jax.stages import common
+
+  path = os.path.join(d, "protocol.json")
+  if os.path.exists(path):
+    with open(path) as f:
+      old = json.load(f)
+    diff = {k: (old.get(k), v) for k, v in protocol.items() if old.get(k) != v}
+    if diff:
+      raise configs.ConfigError(f"{d} holds an evaluation with other settings "
+                                f"(was, now: {diff}); resume with the same flags or use "
+                                f"another --workdir.")
+  else:
+    common.write_json(path, protocol)
+
+
 def evaluate_task(run: Any, ref: str, params: Any, source: Any, tok: Any, *, k: int,
                   temperature: float, top_p: float, max_new_tokens: int,
                   num_problems: int, batch_rows: int, crash_after_chunks: int | None = None
@@ -125,6 +144,10 @@ def evaluate_task(run: Any, ref: str, params: Any, source: Any, tok: Any, *, k: 
   probs = probs[:num_problems] if num_problems else probs
   d = os.path.join(run.workdir, ref.replace(":", "_"))
   os.makedirs(d, exist_ok=True)
+  _check_protocol(d, {"checkpoint": source.ref, "k": k, "temperature": temperature,
+                      "top_p": top_p, "max_new_tokens": max_new_tokens,
+                      "template": task.cfg.template, "seed": run.config.seed,
+                      "batch_rows": batch_rows, "num_problems": len(probs)})
   path = os.path.join(d, "problems.jsonl")
   done = _read_records(path)
   with open(path, "w") as f:  # rewrite the intact records (drops a torn line)
@@ -152,7 +175,7 @@ def evaluate_task(run: Any, ref: str, params: Any, source: Any, tok: Any, *, k: 
         f.write(json.dumps({
             "index": i, "prompt": prompts[j], "gold": probs[i]["answer"],
             "samples": texts[s], "extracted": [e for e, _ in verdicts[s]],
-            "correct": [c for _, c in verdicts[s]],
+            "correct": [ok for _, ok in verdicts[s]],
             "tokens": lengths[s], "truncated": truncated[s]}) + "\n")
       f.flush()
       os.fsync(f.fileno())

@@ -81,6 +81,9 @@ def test_report_records_resume_and_stage_checkpoint(files, tmp_path):
   for ref in TASKS.split(","):
     assert _records(resumed, ref) == _records(full, ref)
   assert json.load(open(os.path.join(resumed, "report.json"))) == report
+  # Other settings in the same workdir are refused, not mixed into the records.
+  out = _evaluate(f"hf:{ckpt}", data, resumed, "--temperature=1.0", check=False)
+  assert out.returncode == 1 and "holds an evaluation with other settings" in out.stderr
   # The same weights as an r1jax stage directory give the same samples.
   stage = tmp_path / "run" / "converted"
   os.makedirs(stage)
