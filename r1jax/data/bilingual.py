@@ -38,7 +38,6 @@ from r1jax.data import arithmetic
 from r1jax.rewards.format import SEPARATOR
 
 
-
 @dataclasses.dataclass(frozen=True)
 class Language:
   code: str
