@@ -27,12 +27,15 @@ other settings (OUT/<task>/protocol.json) is refused rather than mixed in.
 from __future__ import annotations
 
 import json
+import operator
 import os
 import sys
 import time
 from typing import Any
 
 from absl import app, flags, logging
+
+import r1jax
 
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "r1jax stage directory or hf:DIR.")
 _TASKS = flags.DEFINE_list("tasks", None, "Held-out sets, 'kind:split' (gsm8k, math500, "
@@ -51,7 +54,7 @@ _TEMPLATE = flags.DEFINE_enum(
 _BATCH_ROWS = flags.DEFINE_integer("batch_rows", 64, "Sequences per sampler call.")
 _SEED = flags.DEFINE_integer("seed", 0, "Sampling seed.")
 _MAX_SEQ_LEN = flags.DEFINE_integer("max_seq_len", 4096, "Context of HF checkpoints.")
-_CACHE = flags.DEFINE_string("compilation_cache", "~/.cache/r1jax/xla",
+_CACHE = flags.DEFINE_string("compilation_cache", r1jax.COMPILATION_CACHE,
                              "JAX's persistent compilation cache; '' = off.")
 
 HARNESS_KINDS = ("gsm8k", "math500", "math", "code")
@@ -217,7 +220,7 @@ def report_entry(records: list[dict[str, Any]], k: int, kind: str = "math") -> d
   from r1jax.rewards.format import format_reward, r1_format_reward
   from r1jax.rewards.math_equiv import is_equiv
 
-  equiv = None if kind == "code" else is_equiv  # programs vote by identity
+  equiv = operator.eq if kind == "code" else is_equiv  # programs vote by identity
   majority = []
   for r in records:
     maj = metrics.majority_answer(r["extracted"], equiv=equiv)
@@ -265,13 +268,11 @@ def run_harness(checkpoint: str, task_refs: list[str], *, data_dir: str, workdir
                 max_seq_len: int, crash_after_chunks: int | None = None
                 ) -> dict[str, Any]:
   """Evaluates `checkpoint` on every task; writes and returns the report."""
-  from r1jax import configs
+  from r1jax.stages import evaluate as evaluate_stage
 
-  if k < 1 or max_new_tokens < 1 or batch_rows < 1 or num_problems < 0:
-    raise configs.ConfigError("k, max_new_tokens and batch_rows must be >= 1 and "
-                              "num_problems >= 0.")
-  if not 0 < top_p <= 1 or temperature < 0:
-    raise configs.ConfigError("top_p must be in (0, 1] and temperature >= 0.")
+  evaluate_stage.check_protocol(evaluate_stage.protocol_config(
+      tasks=tuple(task_refs), num_problems=num_problems, k=k, temperature=temperature,
+      top_p=top_p, max_new_tokens=max_new_tokens, batch_rows=batch_rows), "r1jax.evaluate")
   os.makedirs(workdir, exist_ok=True)
   run = build_run(workdir, task_refs, data_dir, seed, max_seq_len)
   source = checkpoint_source(run, checkpoint)
@@ -304,10 +305,7 @@ def main(argv: list[str]) -> None:
       sys.exit(1)
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
-  import jax
-  if _CACHE.value:
-    jax.config.update("jax_compilation_cache_dir", os.path.expanduser(_CACHE.value))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+  r1jax.use_compilation_cache(_CACHE.value)
   from r1jax import configs
   from r1jax.stages import common
   crash = os.environ.get("R1JAX_CRASH_AFTER_CHUNKS")  # tests: a simulated kill

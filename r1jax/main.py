@@ -13,11 +13,13 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+import r1jax
+
 config_flags.DEFINE_config_file("config", None, "Experiment config file (get_config).",
                                 lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics, plots.")
 flags.DEFINE_string("only", None, "Run this one stage (its inputs must have finished).")
-flags.DEFINE_string("compilation_cache", "~/.cache/r1jax/xla",
+flags.DEFINE_string("compilation_cache", r1jax.COMPILATION_CACHE,
                     "JAX's persistent compilation cache: identical programs (a rerun, a "
                     "second RL arm of the same shapes) load instead of compiling; '' = off.")
 flags.mark_flags_as_required(["config", "workdir"])
@@ -31,10 +33,7 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # Orbax is chatty at INFO; progress is printed.
   import jax  # after flag parsing, so --xla flags in the env take effect first
 
-  if FLAGS.compilation_cache:
-    jax.config.update("jax_compilation_cache_dir",
-                      os.path.expanduser(FLAGS.compilation_cache))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+  r1jax.use_compilation_cache(FLAGS.compilation_cache)
   if int(os.environ.get("R1JAX_NUM_PROCESSES", "1")) > 1 or "COORDINATOR_ADDRESS" in os.environ:
     jax.distributed.initialize()
   from r1jax import configs, pipeline

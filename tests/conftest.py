@@ -8,10 +8,11 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import jax  # noqa: E402  (after XLA_FLAGS)
 
+import r1jax  # noqa: E402
+
 jax.config.update("jax_default_matmul_precision", "highest")
 
 # JAX's persistent compilation cache, shared by the test processes (xdist workers and
 # the CLI subprocesses, whose --compilation_cache default is ~/.cache/r1jax/xla): the
 # many identical small programs of the stage tests compile once per machine.
-jax.config.update("jax_compilation_cache_dir", os.path.expanduser("~/.cache/r1jax/xla"))
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+r1jax.use_compilation_cache()

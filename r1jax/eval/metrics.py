@@ -7,8 +7,8 @@ and top-p 0.95; pass@1 = mean over problems of the fraction of correct samples; 
 
 from __future__ import annotations
 
-import collections
 import math
+import operator
 from typing import Callable, Sequence
 
 
@@ -25,16 +25,10 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 def majority_answer(answers: Sequence[str | None],
-                    equiv: Callable[[str, str], bool] | None = None) -> str | None:
-  """Most frequent non-None answer; ties go to the one seen first. With `equiv`, votes
-  count per equivalence class ('0.5' and '\\frac{1}{2}' vote together), and the class's
-  first answer is returned."""
-  if equiv is None:
-    counts = collections.Counter(a for a in answers if a is not None)
-    if not counts:
-      return None
-    best = max(counts.values())
-    return next(a for a in answers if a is not None and counts[a] == best)
+                    equiv: Callable[[str, str], bool] = operator.eq) -> str | None:
+  """Most frequent non-None answer, votes counted per class of `equiv` ('0.5' and
+  '\\frac{1}{2}' vote together under math equivalence); ties go to the class seen first,
+  represented by its first answer."""
   classes: list[list[str]] = []
   for a in answers:
     if a is None:

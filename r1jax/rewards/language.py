@@ -33,7 +33,7 @@ from typing import Any, Mapping
 from r1jax.rewards.format import SEPARATOR, parse_r1
 
 __all__ = ["IDENTIFIERS", "LANGUAGE_SCRIPTS", "consistency", "identify", "language_reward",
-           "mixes_languages", "readable", "reasoning", "script_of", "words"]
+           "mixes_languages", "readable", "reasoning", "script_of", "target", "words"]
 
 IDENTIFIERS = ("words", "script")
 
@@ -165,8 +165,17 @@ def readable(completion: str, language: str, identifier: str = "script") -> bool
   return not mixes_languages(completion, language, identifier)
 
 
+def target(example: Mapping[str, Any]) -> tuple[str, str] | None:
+  """(language, identifier) an example names, or None when it names no language."""
+  if not example.get("language"):
+    return None
+  return str(example["language"]), example.get("language_identifier", "script")
+
+
 def language_reward(completion: str, example: Mapping[str, Any]) -> float:
   """Share of the CoT's words in example['language'] (0.0 when it has none)."""
-  identifier = example.get("language_identifier", "script")
-  c = consistency(reasoning(completion), str(example["language"]), identifier)
+  lang = target(example)
+  if lang is None:
+    raise ValueError("the example names no 'language' for the language reward.")
+  c = consistency(reasoning(completion), *lang)
   return 0.0 if c is None else c

@@ -14,6 +14,7 @@ import os
 from typing import Any
 
 from r1jax import configs
+from r1jax.rewards import language
 from r1jax.stages import common
 
 
@@ -75,8 +76,7 @@ def evaluate_tasks(run: common.Run, p: Any, params: Any, model_cfg: Any, tok: An
         [q["answer"] for q in probs], k=p.k if k is None else k, temperature=p.temperature,
         top_p=p.top_p, max_new_tokens=p.max_new_tokens, seed=run.config.seed,
         batch_rows=p.batch_rows, mesh=run.mesh, rules=run.rules,
-        languages=[(q["language"], q.get("language_identifier", "script"))
-                   if q.get("language") else None for q in probs])
+        languages=[language.target(q) for q in probs])
   return out
 
 
