@@ -216,29 +216,27 @@ def judge(kind: str, texts: list[str], problems: list[dict[str, Any]]
 
 def report_entry(records: list[dict[str, Any]], k: int, kind: str = "math") -> dict[str, Any]:
   """A task's metrics from its per-problem records (k samples each, with verdicts)."""
+  from r1jax.eval import evaluate as eval_lib
   from r1jax.eval import metrics
-  from r1jax.rewards.format import format_reward, r1_format_reward
   from r1jax.rewards.math_equiv import is_equiv
 
-  equiv = operator.eq if kind == "code" else is_equiv  # programs vote by identity
-  majority = []
-  for r in records:
-    maj = metrics.majority_answer(r["extracted"], equiv=equiv)
-    majority.append(maj is not None and r["correct"][r["extracted"].index(maj)])
-  texts = [t for r in records for t in r["samples"]]
-  tokens = sorted(n for r in records for n in r["tokens"])
-  entry = {"pass@1": metrics.pass_at_1([r["correct"] for r in records]),
-           "cons@k": sum(majority) / len(records), "k": k, "num_problems": len(records)}
+  scored = eval_lib.score(
+      [t for r in records for t in r["samples"]], [r["gold"] for r in records], k=k,
+      lengths=[n for r in records for n in r["tokens"]],
+      truncated=[t for r in records for t in r["truncated"]],
+      verdicts=[v for r in records for v in zip(r["extracted"], r["correct"])],
+      equiv=operator.eq if kind == "code" else is_equiv)  # programs vote by identity
+  entry = {key: scored[key] for key in ("pass@1", "cons@k", "k")}
+  entry["num_problems"] = len(records)
   for kk in sorted({2 ** e for e in range(k.bit_length()) if 2 ** e <= k} | {k}):
     entry[f"pass@{kk}"] = sum(metrics.pass_at_k(k, sum(r["correct"]), kk)
                               for r in records) / len(records)
-  entry.update({
-      "mean_response_tokens": sum(tokens) / len(tokens),
-      "median_response_tokens": float(tokens[len(tokens) // 2]),
-      "max_response_tokens": tokens[-1],
-      "truncated_fraction": sum(t for r in records for t in r["truncated"]) / len(texts),
-      "format_rate": sum(map(format_reward, texts)) / len(texts),
-      "r1_format_rate": sum(map(r1_format_reward, texts)) / len(texts)})
+  tokens = sorted(n for r in records for n in r["tokens"])
+  entry.update({"mean_response_tokens": scored["mean_response_tokens"],
+                "median_response_tokens": float(tokens[len(tokens) // 2]),
+                "max_response_tokens": tokens[-1]})
+  entry.update({key: scored[key] for key in ("truncated_fraction", "format_rate",
+                                             "r1_format_rate")})
   return entry
 
 

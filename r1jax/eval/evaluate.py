@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import re
 
@@ -78,8 +78,14 @@ def generate(params: Any, model_cfg: Any, tok: Any, prompts: Sequence[str], *, k
 
 def score(texts: Sequence[str], answers: Sequence[str], *, k: int,
           lengths: Sequence[int], truncated: Sequence[bool],
-          languages: Sequence[tuple[str, str] | None] | None = None) -> dict[str, Any]:
+          languages: Sequence[tuple[str, str] | None] | None = None,
+          verdicts: Sequence[tuple[str | None, bool]] | None = None,
+          equiv: Callable[[str, str], bool] = is_equiv) -> dict[str, Any]:
   """The metrics of `evaluate` from k completions per problem (problem-major order).
+
+  `verdicts` (extracted answer, correct) per sample default to the math answer's
+  equivalence with the gold one; cons@k votes over extracted answers by `equiv` and
+  scores the winning class by its first sample's verdict.
 
   `readability`: share of samples in R1's format with a reasoning and a summary, every
   word in the problem's language (r1jax.rewards.language.readable); `language_mixing`:
@@ -91,15 +97,19 @@ def score(texts: Sequence[str], answers: Sequence[str], *, k: int,
     raise ValueError(f"{len(texts)} completions for {len(answers)} problems x k={k}.")
   langs = [None] * k * len(answers) if languages is None else [
       languages[i // k] for i in range(len(texts))]
-  extracted = [extract_answer(t) for t in texts]
-  correct = [[False] * k for _ in answers]
+  if verdicts is None:
+    verdicts = []
+    for i, t in enumerate(texts):
+      a = extract_answer(t)
+      verdicts.append((a, a is not None and is_equiv(a, answers[i // k])))
+  extracted = [a for a, _ in verdicts]
+  flat = [c for _, c in verdicts]
+  correct = [flat[i * k:(i + 1) * k] for i in range(len(answers))]
   majority = []
-  for i, gold in enumerate(answers):
+  for i in range(len(answers)):
     group = extracted[i * k:(i + 1) * k]
-    correct[i] = [a is not None and is_equiv(a, gold) for a in group]
-    maj = metrics.majority_answer(group, equiv=is_equiv)
-    majority.append(maj is not None and is_equiv(maj, gold))
-  flat = [c for row in correct for c in row]
+    maj = metrics.majority_answer(group, equiv=equiv)
+    majority.append(maj is not None and correct[i][group.index(maj)])
   think = [thinks(t) for t in texts]
   acc_if = lambda want: (float(np.mean([c for c, t in zip(flat, think) if t == want]))
                          if want in think else None)
