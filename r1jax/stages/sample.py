@@ -4,20 +4,39 @@ teacher data for distillation (section 2.4).
 
 Prompts come from the `prompts` sources ({question, answer} problems), `shard_prompts`
 at a time; each shard's completions are scored with `reward_weights` (r1jax.rewards)
-and filtered: `require_correct` (accuracy reward 1), `require_format` (format reward
-1), `drop_truncated` (hit max_new_tokens), `drop_duplicates` (same completion text for
-the same prompt). Kept rows go to DIR/<stage>/samples/part-NNNNN.jsonl as
-{"prompt": question, "completion", "answer", "rewards": {...}}, ready for an `sft`
-stage through a `jsonl` task (`train='{workdir}/<stage>/samples/*.jsonl'`). A shard is
-written whole or not at all (temporary file, then rename) and its counts beside it, so
-a killed run resumes at the first missing shard with nothing duplicated or lost.
-"""
+and filtered. The filters, in the order they are tried (a dropped sample is counted
+under the first one it fails, by the name in brackets):
 
+  require_correct      [incorrect]       accuracy reward < 1.
+  require_format       [unformatted]     R1-Zero tag format reward < 1.
+  require_r1_format    [unformatted]     R1 format (|special_token|...) reward < 1.
+  drop_truncated       [truncated]       the completion hit max_new_tokens.
+  drop_mixed_language  [mixed_language]  the CoT has a word outside the problem's
+                                         `language` (r1jax.rewards.language, with the
+                                         problem's `language_identifier`); problems
+                                         without a language are never dropped.
+  max_paragraph_chars  [long_paragraph]  a CoT paragraph (text between blank lines)
+                                         longer than this many characters (0 = off).
+  drop_code_blocks     [code_block]      a fenced code block (``` or ~~~ opening a
+                                         line) in the CoT; one in the answer is fine.
+  drop_duplicates      [duplicate]       same completion text for the same prompt.
+
+The CoT is R1 format's reasoning (between the separators), R1-Zero's <think> content,
+else the whole completion (r1jax.rewards.language.reasoning). Only enabled filters
+appear in the counts. Kept rows go to DIR/<stage>/samples/part-NNNNN.jsonl as
+{"prompt": question, "completion", "answer", "truncated", "rewards": {...}} plus the
+problem's "language" and "language_identifier" when it names a language, ready for an
+`sft` stage through a `jsonl` task (`train='{workdir}/<stage>/samples/*.jsonl'`). A
+shard is written whole or not at all (temporary file, then rename) and its counts
+beside it, so a killed run resumes at the first missing shard with nothing duplicated
+or lost.
+"""
 from __future__ import annotations
 
 import glob
 import json
 import os
+import re
 import time
 from typing import Any
 
@@ -25,10 +44,15 @@ import jax
 
 from r1jax import configs, sampling
 from r1jax import tokenizer as tokenizer_lib
-from r1jax.rewards import scoring
+from r1jax.rewards import language, scoring
 from r1jax.stages import common
 
-FILTERS = ("incorrect", "unformatted", "truncated", "duplicate")
+FILTERS = ("incorrect", "unformatted", "truncated", "mixed_language", "long_paragraph",
+           "code_block", "duplicate")
+
+_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+# An opening code fence: ``` or ~~~ (3 or more) at the start of a line, after indentation.
+_CODE_FENCE = re.compile(r"^[ \t]*(?:`{3,}|~{3,})", re.MULTILINE)
 
 
 def default_config() -> configs.ConfigDict:
@@ -48,7 +72,11 @@ def default_config() -> configs.ConfigDict:
   c.reward_timeout_s = 10.0  # Per-sample reward time limit.
   c.require_correct = True  # Keep only completions whose answer is right.
   c.require_format = False  # Keep only completions in the R1-Zero tag format.
+  c.require_r1_format = False  # Keep only completions in R1's |special_token| format.
   c.drop_truncated = True  # Drop completions cut at max_new_tokens.
+  c.drop_mixed_language = False  # Drop CoTs with a word outside the problem's language.
+  c.max_paragraph_chars = 0  # Drop CoTs with a longer paragraph (0 = no limit).
+  c.drop_code_blocks = False  # Drop CoTs containing a fenced (``` or ~~~) code block.
   c.drop_duplicates = True  # Drop repeated completions of the same prompt.
   return c
 
@@ -62,34 +90,96 @@ def validate(section: Any, where: str, mesh_sizes: dict[str, int]) -> None:
   if min(s.samples_per_prompt, s.max_new_tokens, s.batch_rows, s.shard_prompts) < 1:
     raise configs.ConfigError(f"{where}: samples_per_prompt, max_new_tokens, batch_rows and "
                               f"shard_prompts must be >= 1.")
-  needs = {"require_correct": "accuracy", "require_format": "format"}
+  needs = {"require_correct": "accuracy", "require_format": "format",
+           "require_r1_format": "r1_format"}
   for flag, reward in needs.items():
     if s[flag] and reward not in s.reward_weights:
       raise configs.ConfigError(f"{where}.{flag} needs '{reward}' in reward_weights.")
+  if s.require_format and s.require_r1_format:
+    raise configs.ConfigError(f"{where}: require_format (R1-Zero's tags) and "
+                              f"require_r1_format (R1's separators) exclude each other; "
+                              f"set at most one.")
+  limit = s.max_paragraph_chars
+  if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+    raise configs.ConfigError(f"{where}.max_paragraph_chars={limit!r}; allowed: 0 (no "
+                              f"limit) or a positive number of characters.")
+
+
+def active_filters(s: Any) -> tuple[str, ...]:
+  """The names (FILTERS order) of the filters `s` enables: the keys of the counts."""
+  on = {"incorrect": s.require_correct,
+        "unformatted": s.require_format or s.require_r1_format,
+        "truncated": s.drop_truncated, "mixed_language": s.drop_mixed_language,
+        "long_paragraph": s.max_paragraph_chars > 0, "code_block": s.drop_code_blocks,
+        "duplicate": s.drop_duplicates}
+  return tuple(f for f in FILTERS if on[f])
+
+
+def longest_paragraph(text: str) -> int:
+  """Characters in the longest paragraph of `text` (paragraphs split at blank lines)."""
+  return max(len(p.strip()) for p in _PARAGRAPH_BREAK.split(text))
+
+
+def has_code_block(text: str) -> bool:
+  """Whether `text` opens a fenced code block (``` or ~~~ at the start of a line)."""
+  return _CODE_FENCE.search(text) is not None
+
+
+def _mixes_languages(row: dict[str, Any], cot: str) -> bool:
+  lang = language.target(row)
+  return lang is not None and language.mixes_languages(cot, *lang)
+
+
+def _first_failing(r: dict[str, Any], s: Any, seen: set[tuple[str, str]]) -> str | None:
+  """The first filter (FILTERS order) that drops row `r`, or None to keep it."""
+  cot = language.reasoning(r["completion"])
+  if s.require_correct and r["rewards"]["accuracy"] < 1:
+    return "incorrect"
+  if ((s.require_format and r["rewards"]["format"] < 1)
+      or (s.require_r1_format and r["rewards"]["r1_format"] < 1)):
+    return "unformatted"
+  if s.drop_truncated and r["truncated"]:
+    return "truncated"
+  if s.drop_mixed_language and _mixes_languages(r, cot):
+    return "mixed_language"
+  if s.max_paragraph_chars and longest_paragraph(cot) > s.max_paragraph_chars:
+    return "long_paragraph"
+  if s.drop_code_blocks and has_code_block(cot):
+    return "code_block"
+  if s.drop_duplicates and (r["prompt"], r["completion"]) in seen:
+    return "duplicate"
+  return None
 
 
 def filter_samples(rows: list[dict[str, Any]], s: Any) -> tuple[list[dict[str, Any]],
                                                                 dict[str, int]]:
-  """The rows the filters keep, and how many each filter dropped (first failing one)."""
-  kept, dropped, seen = [], {f: 0 for f in FILTERS}, set()
+  """The rows the filters keep, and how many each enabled filter dropped (a row counts
+  under the first filter it fails)."""
+  kept, dropped, seen = [], {f: 0 for f in active_filters(s)}, set()
   for r in rows:
-    key = (r["prompt"], r["completion"])
-    if s.require_correct and r["rewards"]["accuracy"] < 1:
-      reason = "incorrect"
-    elif s.require_format and r["rewards"]["format"] < 1:
-      reason = "unformatted"
-    elif s.drop_truncated and r["truncated"]:
-      reason = "truncated"
-    elif s.drop_duplicates and key in seen:
-      reason = "duplicate"
-    else:
-      reason = None
-    seen.add(key)
+    reason = _first_failing(r, s, seen)
+    seen.add((r["prompt"], r["completion"]))
     if reason:
       dropped[reason] += 1
     else:
       kept.append(r)
   return kept, dropped
+
+
+def _language_fields(problem: dict[str, Any]) -> dict[str, str]:
+  """The problem's language and identifier, kept in its rows (when it names a language)."""
+  lang = language.target(problem)
+  return {} if lang is None else {"language": lang[0], "language_identifier": lang[1]}
+
+
+def _check_languages(name: str, problems: list[dict[str, Any]]) -> None:
+  """StageError before any sampling when drop_mixed_language cannot judge a problem's
+  language (an unknown language or identifier)."""
+  for lang in sorted({language.target(p) for p in problems} - {None}):
+    try:
+      language.consistency("", *lang)
+    except ValueError as e:
+      raise common.StageError(f"{name}.drop_mixed_language: {e}") from None
 
 
 def _write_lines(path: str, rows: list[dict[str, Any]]) -> None:
@@ -109,6 +199,8 @@ def run(run: common.Run, name: str, section: Any, source: common.Source) -> comm
     task, split = run.tasks.resolve(ref)
     problems += [(task, p) for p in task.problems(split)]
   problems = problems[:s.num_prompts] if s.num_prompts else problems
+  if s.drop_mixed_language:
+    _check_languages(name, [p for _, p in problems])
   out_dir = os.path.join(run.stage_dir(name), "samples")
   os.makedirs(out_dir, exist_ok=True)
   n_shards = -(-len(problems) // s.shard_prompts)
@@ -141,7 +233,8 @@ def run(run: common.Run, name: str, section: Any, source: common.Source) -> comm
       scores = scorer(texts, examples)
       rows = [{"prompt": shard[j][1]["question"], "completion": texts[n],
                "answer": shard[j][1]["answer"], "truncated": bool(truncated[n]),
-               "rewards": {k: float(v[n]) for k, v in scores.per_fn.items()}}
+               "rewards": {k: float(v[n]) for k, v in scores.per_fn.items()},
+               **_language_fields(shard[j][1])}
               for n, j in enumerate(rows_idx)]
       kept, dropped = filter_samples(rows, s)
       _write_lines(os.path.join(out_dir, f"part-{i:05d}.jsonl"), kept)
@@ -156,14 +249,15 @@ def run(run: common.Run, name: str, section: Any, source: common.Source) -> comm
     if scorer is not None:
       scorer.close()
   totals: dict[str, Any] = {"prompts": 0, "samples": 0, "kept": 0,
-                            "dropped": {f: 0 for f in FILTERS}}
+                            "dropped": {f: 0 for f in active_filters(s)}}
   for path in sorted(glob.glob(os.path.join(out_dir, "part-*.stats.json"))):
     with open(path) as f:
       st = json.load(f)
     for k in ("prompts", "samples", "kept"):
       totals[k] += st[k]
     for f_name, v in st["dropped"].items():
-      totals["dropped"][f_name] += v
+      totals["dropped"][f_name] = totals["dropped"].get(f_name, 0) + v
+  totals["dropped"] = {f: totals["dropped"][f] for f in FILTERS if f in totals["dropped"]}
   common.write_json(os.path.join(run.stage_dir(name), "stats.json"), totals)
   common.log(f"{name}: kept {totals['kept']} of {totals['samples']} samples; dropped "
              f"{totals['dropped']}")
