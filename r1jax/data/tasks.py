@@ -15,13 +15,15 @@ A task is named in the experiment config (`config.tasks.<name>`, a section with 
   code       programming problems, `<data_dir>/code/<split>.jsonl` (or a glob per split):
              {"prompt", "tests"} rows, tests as r1jax.rewards.code takes them (stdin/stdout
              or call/expected); scored by running the last fenced Python block
+  general    the miniature world's non-reasoning requests (r1jax.data.general), with
+             noisy SFT rows and preference pairs for reward models
 
 Every task serves `problems(split)` (dicts with `question` and `answer`) and
 `sft_examples(split)` (dicts with `question` and `completion`); `question` is put into
 the prompt by the task's `template` (r1jax.data.templates). Training order over a
-finite pool is a pure function of (seed, step) (`Stream`), so resumed runs see the
-same data. Adding a kind: a class here with its KIND (and `default_config` for extra
-fields), listed in KINDS.
+finite pool is a pure function of (seed, step) (r1jax.data.streams), so resumed runs
+see the same data. Adding a kind: a class here with its KIND (and `default_config` for
+extra fields), listed in KINDS.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import numpy as np
 from absl import logging
 
 from r1jax import configs
-from r1jax.data import arithmetic, bilingual, jsonl, templates
+from r1jax.data import arithmetic, bilingual, jsonl, streams, templates
 
 Example = dict[str, Any]
 
@@ -395,8 +397,74 @@ class Code(Jsonl):
     return out
 
 
+class General(Task):
+  """The miniature world's general (non-reasoning) requests (r1jax.data.general): greet,
+  copy, translate a number word, say who it is, refuse to tell the secret. Problems
+  carry `type: general` (RL for all scenarios routes them to the reward models) and the
+  gold summary as `answer`; SFT rows are the world's noisy non-reasoning data; the task
+  also serves preference pairs for reward models (train: with label noise; test: clean).
+  """
+
+  KIND = "general"
+
+  @classmethod
+  def default_config(cls) -> configs.ConfigDict:
+    c = super().default_config()
+    c.template = "r1"
+    c.languages = ("en", "ve")  # Languages requests are posed in (bilingual.LANGUAGES).
+    c.num_train = 2000  # Requests in the train split (RL prompts).
+    c.num_test = 200  # Held-out requests.
+    c.num_sft = 1000  # Non-reasoning SFT rows (train).
+    c.unhelpful_fraction = 0.3  # SFT rows with a verbose or wrong summary.
+    c.harmful_fraction = 0.3  # SFT rows of secret requests that leak the secret.
+    c.num_pairs = 2000  # Preference pairs in the train split.
+    c.num_heldout_pairs = 400  # Preference pairs in the test split (no label noise).
+    c.label_noise = 0.1  # Share of train pairs with chosen and rejected swapped.
+    return c
+
+  def __init__(self, name: str, cfg: Any, **kwargs: Any):
+    super().__init__(name, cfg, **kwargs)
+    from r1jax.data import general
+    self.world = general
+    try:
+      bilingual.check_languages(cfg.languages)
+      for key in ("unhelpful_fraction", "harmful_fraction", "label_noise"):
+        if not 0 <= cfg[key] <= 1:
+          raise ValueError(f"{key}={cfg[key]}; must be in [0, 1]")
+    except ValueError as e:
+      raise TaskError(f"tasks.{name}: {e}.") from None
+
+  def _problems(self, split: str) -> list[Example]:
+    n = self.cfg.num_train if split == "train" else self.cfg.num_test
+    return self.world.requests(self.seed, n, split, self.cfg.languages)
+
+  def _sft_examples(self, split: str) -> list[Example]:
+    c = self.cfg
+    if split == "train":
+      return self.world.sft_examples(self.seed, c.num_sft, languages=c.languages,
+                                     unhelpful_fraction=c.unhelpful_fraction,
+                                     harmful_fraction=c.harmful_fraction)
+    rng = np.random.default_rng([self.seed, 17])
+    return [{**p, "completion": self.world.response(p, rng=rng)} for p in self.problems(split)]
+
+  def preference_pairs(self, split: str, preference: str) -> list[Example]:
+    """{question, chosen, rejected} pairs ranking `preference` ('helpful'/'harmless')."""
+    self.check_split(split)
+    c = self.cfg
+    n, noise = ((c.num_pairs, c.label_noise) if split == "train"
+                else (c.num_heldout_pairs, 0.0))
+    try:
+      return self.world.preference_pairs(self.seed, n, preference, split, label_noise=noise,
+                                         languages=c.languages)
+    except ValueError as e:
+      raise TaskError(f"task {self.name!r}: {e}") from None
+
+  def corpus_texts(self, n: int) -> list[str]:
+    return self.world.corpus_texts(self.seed, n, self.cfg.languages)
+
+
 KINDS: dict[str, type[Task]] = {c.KIND: c for c in (Synthetic, GSM8K, MATH, MATH500, Jsonl,
-                                                    Code)}
+                                                    Code, General)}
 
 
 def config(kind: str, **overrides: Any) -> configs.ConfigDict:
@@ -443,49 +511,4 @@ class Registry:
     return task, split
 
 
-class Stream:
-  """Training items from one or more 'task:split' sources, `batch(step, n)` a pure
-  function of (seed, step). A single infinite split (synthetic train) is drawn afresh
-  per step; finite splits are pooled and walked in a fresh permutation per epoch."""
-
-  def __init__(self, registry: Registry, refs: Sequence[str], seed: int, *, salt: int,
-               what: str = "problems"):
-    if not refs:
-      raise configs.ConfigError("a training stage needs at least one 'task:split' source.")
-    self.seed, self.salt = seed, salt
-    pairs = [registry.resolve(r) for r in refs]
-    infinite = [(t, s) for t, s in pairs if s in t.INFINITE]
-    self.infinite = infinite[0] if infinite else None
-    if infinite and (len(pairs) > 1 or what != "problems"):
-      raise configs.ConfigError(
-          f"sources {list(refs)}: a generated split ({infinite[0][0].name}:{infinite[0][1]}) "
-          f"cannot be mixed with others or used for SFT rows; use it alone.")
-    self.pool: list[tuple[Task, Example]] = []
-    if not infinite:
-      for t, s in pairs:
-        items = t.problems(s) if what == "problems" else t.sft_examples(s)
-        self.pool += [(t, x) for x in items]
-      if not self.pool:
-        raise configs.ConfigError(f"sources {list(refs)} hold no {what}.")
-    self._orders: dict[int, np.ndarray] = {}
-
-  def __len__(self) -> int:
-    return len(self.pool)
-
-  def _order(self, epoch: int) -> np.ndarray:
-    if epoch not in self._orders:
-      self._orders = {epoch: np.random.default_rng([self.seed, self.salt, epoch]).permutation(
-          len(self.pool))}
-    return self._orders[epoch]
-
-  def batch(self, step: int, n: int) -> list[tuple[Task, Example]]:
-    """The `n` items of training step `step`."""
-    if self.infinite is not None:
-      task, split = self.infinite
-      rng = np.random.default_rng([self.seed, self.salt + step])
-      return [(task, x) for x in task.draw(split, rng, n)]
-    out = []
-    for i in range(step * n, (step + 1) * n):
-      epoch, pos = divmod(i, len(self.pool))
-      out.append(self.pool[int(self._order(epoch)[pos])])
-    return out
+Stream = streams.Stream  # training streams live in r1jax.data.streams

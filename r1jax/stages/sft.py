@@ -17,9 +17,11 @@ import os
 from typing import Any
 
 import jax
+import numpy as np
 
 from r1jax import configs
 from r1jax import tokenizer as tokenizer_lib
+from r1jax.data import streams
 from r1jax.stages import common
 from r1jax.train import loop
 from r1jax.train import metrics as metrics_lib
@@ -32,6 +34,7 @@ def default_config() -> configs.ConfigDict:
   c.kind = "sft"
   c.input = "init"  # Starting weights: a stage name, 'init', 'random' or 'hf:DIR'.
   c.train = ()  # 'task:split' sources of (prompt, completion) rows.
+  c.train_weights = ()  # Share of each train source in the mix (() = all rows as they are).
   c.heldout = ()  # 'task:split' sources for the held-out loss (may be empty).
   c.epochs = 2.0  # Passes over the rows (paper: 2 for the final SFT); used when steps=0.
   c.steps = 0  # Optimiser steps; 0 = as many as `epochs` takes.
@@ -63,16 +66,31 @@ def validate(section: Any, where: str, mesh_sizes: dict[str, int]) -> None:
     raise configs.ConfigError(f"{where}: checkpoint_every must be >= 1 and seq_len >= 2.")
   common.check_batch(f"{where}: batch_size/accum_steps", s.batch_size // s.accum_steps,
                      mesh_sizes)
+  streams.check_weights(s.train_weights, s.train, f"{where}.train_weights")
 
 
-def encode(run: common.Run, refs: Any, tok: Any) -> list[tuple[list[int], list[int]]]:
-  """(prompt ids, completion ids + EOS) of every SFT example of the sources."""
-  out = []
+def encode(run: common.Run, refs: Any, tok: Any, weights: Any = ()
+           ) -> list[tuple[list[int], list[int]]]:
+  """(prompt ids, completion ids + EOS) of every SFT example of the sources; with
+  `weights`, a mix of as many rows as the sources hold together, source i's share
+  weights[i] of them (its rows in a seeded order, repeated when it holds too few)."""
+  per_source = []
   for ref in refs:
     task, split = run.tasks.resolve(ref)
-    for ex in task.sft_examples(split):
-      out.append((tokenizer_lib.encode_prompt(tok, task.prompt(ex["question"], tok)),
-                  tok.encode(ex["completion"], eos=True)))
+    per_source.append([(tokenizer_lib.encode_prompt(tok, task.prompt(ex["question"], tok)),
+                        tok.encode(ex["completion"], eos=True))
+                       for ex in task.sft_examples(split)])
+  if not weights:
+    return [x for rows in per_source for x in rows]
+  counts = streams.quotas(sum(len(r) for r in per_source), weights)
+  out = []
+  for i, (rows, n) in enumerate(zip(per_source, counts)):
+    if n and not rows:
+      raise common.StageError(f"source {refs[i]!r} holds no rows but has weight {weights[i]}.")
+    order = np.random.default_rng([run.config.seed, 23, i]).permutation(len(rows))
+    out += [rows[order[j % len(rows)]] for j in range(n)]
+  shown = [f"{r} {n} rows (of {len(x)})" for r, n, x in zip(refs, counts, per_source)]
+  common.log(f"SFT mix: {', '.join(shown)}")
   return out
 
 
@@ -80,7 +98,7 @@ def run(run: common.Run, name: str, section: Any, source: common.Source) -> comm
   s = section
   tok = run.tokenizer(source.tokenizer)
   mc = source.model_config
-  examples = encode(run, s.train, tok)
+  examples = encode(run, s.train, tok, s.train_weights)
   if not examples:
     raise common.StageError(f"{name}: the sources {tuple(s.train)} hold no rows (e.g. a "
                             f"sample stage that kept no completion); nothing to train on.")
