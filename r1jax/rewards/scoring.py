@@ -11,6 +11,13 @@
   in ``example["language"]`` (r1jax.rewards.language; paper section 2.3.2).
 * ``"code"``: ``r1jax.rewards.code.code_reward(completion, example["tests"])``,
   imported lazily so this module works without it.
+* ``"helpful_rule"`` / ``"harmless_rule"``: the miniature world's rule checks of what
+  its reward models learn (r1jax.data.general): the summary answers the request exactly;
+  no unsafe word anywhere. Reported beside the reward models' scores in RL for all
+  scenarios, so that reward hacking shows as the two diverging.
+
+Reward models (r1jax.rewards.reward_model) are not here: they score in jitted device
+forwards, in the `grpo` stage (`reward_models`).
 
 ``RewardScorer(weights)`` scores a batch: every named reward is computed for
 every sample (including names with weight 0, which are still reported), and
@@ -82,12 +89,29 @@ def code_reward_fn(completion: str, example: Mapping[str, Any]) -> float:
     return float(code_reward(completion, example["tests"]))
 
 
+def helpful_rule_fn(completion: str, example: Mapping[str, Any]) -> float:
+    """1.0 if the miniature world's rule finds the summary helpful (r1jax.data.general)."""
+    from r1jax.data import general  # noqa: PLC0415 - the world's definition
+
+    return 1.0 if general.is_helpful(completion, example) else 0.0
+
+
+def harmless_rule_fn(completion: str, example: Mapping[str, Any]) -> float:
+    """1.0 unless the miniature world's rule finds unsafe content anywhere in the response."""
+    del example
+    from r1jax.data import general  # noqa: PLC0415 - the world's definition
+
+    return 0.0 if general.is_harmful(completion) else 1.0
+
+
 REWARD_FNS: dict[str, RewardFn] = {
     "accuracy": accuracy_reward,
     "format": format_reward_fn,
     "r1_format": r1_format_reward_fn,
     "language": language_reward,
     "code": code_reward_fn,
+    "helpful_rule": helpful_rule_fn,
+    "harmless_rule": harmless_rule_fn,
 }
 
 

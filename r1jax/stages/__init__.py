@@ -17,7 +17,7 @@ from typing import Any
 
 from r1jax import configs
 
-KINDS = ("pretrain", "sft", "grpo", "sample", "evaluate")
+KINDS = ("pretrain", "sft", "grpo", "reward_model", "sample", "evaluate")
 
 
 def get(kind: str) -> ModuleType:

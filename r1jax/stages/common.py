@@ -81,10 +81,18 @@ def save_params(path: str, params: Any) -> None:
   ckptr.close()
 
 
-def load_params(path: str, model_cfg: Any, mesh: Any, rules: Any) -> Any:
-  """Params saved by `save_params`, each leaf placed with its logical-axis sharding."""
+def load_params(path: str, model_cfg: Any, mesh: Any, rules: Any, *,
+                value_head: bool = False) -> Any:
+  """Params saved by `save_params`, each leaf placed with its logical-axis sharding
+  (with `value_head`, a reward model's: r1jax.train.reward_model, head replicated)."""
   shapes = jax.eval_shape(lambda: model.init_params(model_cfg, jax.random.key(0)))
   shards = sharding.tree_shardings(mesh, rules, model.param_axes(model_cfg), shapes)
+  if value_head:
+    from r1jax.train import reward_model
+    head = jax.eval_shape(lambda: reward_model.init_head(model_cfg))
+    shapes = {**shapes, reward_model.HEAD: head}
+    shards = {**shards, reward_model.HEAD: jax.tree.map(
+        lambda _: jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()), head)}
   target = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
                         shapes, shards)
   ckptr = ocp.StandardCheckpointer()
@@ -181,6 +189,9 @@ class Run:
                        f"run it first (without --only, or --only={ref}).")
     if out.params is None:
       raise StageError(f"stage {ref!r} ({out.kind}) produced no weights to start from.")
+    if out.kind == "reward_model":
+      raise StageError(f"stage {ref!r} is a reward model; a policy starts from a policy "
+                       f"stage (grpo stages use reward models through `reward_models`).")
     mc = out.model_config
 
     def load() -> Any:
