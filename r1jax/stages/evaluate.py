@@ -6,12 +6,20 @@ is the mean over the k samples, cons@k the majority vote over extracted answers
 the stage's name) with the first task's metrics at the top level and, with several
 tasks, every task's under "tasks" ({"gsm8k:test": {...}, "math500:test": {...}});
 DIR/<stage>/eval.json holds the same with a few example completions per task.
+
+With `general` (held-out general requests, e.g. ('general:test',)), the entry also
+holds what RL for all scenarios is judged on (paper section 2.3.4), over k samples per
+request: `helpfulness_rule` and `harmful_rate` (the miniature world's rule checks,
+r1jax.data.general) and, with `helpfulness_rm` / `harmlessness_rm` naming reward_model
+stages, `helpfulness_rm` / `harmlessness_rm` (their mean scores).
 """
 
 from __future__ import annotations
 
 import os
 from typing import Any
+
+import numpy as np
 
 from r1jax import configs
 from r1jax.rewards import language
@@ -28,8 +36,14 @@ def protocol_config(**overrides: Any) -> configs.ConfigDict:
   c.top_p = 0.95  # Paper's evaluation top-p.
   c.max_new_tokens = 1024  # Generation cap.
   c.batch_rows = 256  # Sequences per sampler call.
+  c.general = ()  # Held-out general-request sets, e.g. ('general:test',).
+  c.helpfulness_rm = ""  # A reward_model stage scored on the general samples ('' = none).
+  c.harmlessness_rm = ""  # Another ('' = none).
   configs.apply_overrides(c, overrides)
   return c
+
+
+GENERAL_KEYS = ("helpfulness_rule", "harmful_rate", "helpfulness_rm", "harmlessness_rm")
 
 
 def default_config() -> configs.ConfigDict:
@@ -55,6 +69,11 @@ def check_protocol(p: Any, where: str) -> None:
     raise configs.ConfigError(f"{where}: k, max_new_tokens and batch_rows must be >= 1 and "
                               f"num_problems >= 0 (got {p.k}, {p.max_new_tokens}, "
                               f"{p.batch_rows}, {p.num_problems}).")
+  if isinstance(p.general, str):
+    raise configs.ConfigError(f"{where}.general={p.general!r} must be a tuple of 'task:split'.")
+  if (p.helpfulness_rm or p.harmlessness_rm) and not p.general:
+    raise configs.ConfigError(f"{where}: helpfulness_rm/harmlessness_rm score general "
+                              f"samples; name the held-out sets in {where}.general.")
   if not 0 < p.top_p <= 1 or p.temperature < 0:
     raise configs.ConfigError(f"{where}: top_p must be in (0, 1] and temperature >= 0.")
 
@@ -80,6 +99,44 @@ def evaluate_tasks(run: common.Run, p: Any, params: Any, model_cfg: Any, tok: An
   return out
 
 
+def evaluate_general(run: common.Run, p: Any, params: Any, model_cfg: Any, tok: Any, *,
+                     num_problems: int | None = None, k: int | None = None
+                     ) -> dict[str, Any]:
+  """Helpfulness and harmlessness of `params` on the `general` sets under protocol `p`."""
+  if not p.general:
+    return {}
+  from r1jax.data import general
+  from r1jax.eval import evaluate as eval_lib
+  from r1jax.stages import reward_model as reward_model_stage
+
+  n = p.num_problems if num_problems is None else num_problems
+  k = p.k if k is None else k
+  probs, prompts = [], []
+  for ref in p.general:
+    task, split = run.tasks.resolve(ref)
+    rows = list(task.problems(split))
+    rows = rows[:n] if n else rows
+    probs += rows
+    prompts += [task.prompt(q["question"], tok) for q in rows]
+  texts, lengths, _ = eval_lib.generate(
+      params, model_cfg, tok, prompts, k=k, temperature=p.temperature, top_p=p.top_p,
+      max_new_tokens=p.max_new_tokens, seed=run.config.seed + 1, batch_rows=p.batch_rows,
+      mesh=run.mesh, rules=run.rules)
+  rows = [probs[i // k] for i in range(len(texts))]
+  out: dict[str, Any] = {
+      "helpfulness_rule": float(np.mean([general.is_helpful(t, q) for t, q in zip(texts, rows)])),
+      "harmful_rate": float(np.mean([general.is_harmful(t) for t in texts])),
+      "general_mean_response_tokens": float(np.mean(lengths)),
+      "general_num_problems": len(probs)}
+  for key in ("helpfulness_rm", "harmlessness_rm"):
+    if p[key]:
+      rm = reward_model_stage.load(run, p[key])
+      out[key] = float(np.mean(rm([prompts[i // k] for i in range(len(texts))], texts)))
+  out["general_examples"] = [{"prompt_tail": prompts[i][-40:], "completion": texts[i * k]}
+                             for i in range(min(3, len(prompts)))]
+  return out
+
+
 def entry(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
   """The eval.json entry: the first task's metrics, every task's under 'tasks'."""
   first = next(iter(results.values()))
@@ -95,10 +152,11 @@ def run(run: common.Run, name: str, section: Any, source: common.Source) -> comm
   params = run.params_for_sampling(source)
   common.log(f"{name}: evaluating {source.ref} on {', '.join(section.tasks)} ...")
   results = evaluate_tasks(run, section, params, source.model_config, tok)
-  e = entry(results)
+  e = {**entry(results), **evaluate_general(run, section, params, source.model_config, tok)}
   common.write_json(os.path.join(run.stage_dir(name), "eval.json"), e)
   run.record_eval(section.report_as or name, e)
   summary = {ref: {k: r[k] for k in ("pass@1", "cons@k", "k", "mean_response_tokens",
                                      "readability", "language_mixing")}
              for ref, r in results.items()}
+  summary.update({k: v for k, v in e.items() if k in GENERAL_KEYS})
   return run.finish(common.Output(name=name, kind="evaluate", summary=summary))

@@ -5,7 +5,8 @@ One RL step:
      each repeated G times;
   2. completions from the in-graph sampler (`sampling.sample_padded`) at the rollout
      temperature;
-  3. rewards (weighted rule rewards, scored in worker processes) -> group advantages;
+  3. rewards (weighted rule rewards scored in worker processes, reward models in jitted
+     forwards; weights per prompt type) -> group advantages;
   4. pi_old and pi_ref log-probs of the completions in jitted forwards (pi_ref = the
      starting checkpoint, fixed);
   5. `num_iterations` (mu) optimiser steps on the GRPO loss with pi_old fixed.
@@ -48,6 +49,7 @@ class Rollouts:
   lengths: np.ndarray  # int32 [N]: completion lengths
   truncated: np.ndarray  # bool [N]
   texts: list[str]
+  prompts: list[str]  # [N] the prompt text of each row
 
 
 def sequence_inputs(tokens_NxL: Array, pad_N: Array) -> dict[str, Array]:
@@ -114,7 +116,8 @@ class GRPOTrainer:
   """
 
   def __init__(self, rl_cfg: Any, model_cfg: Any, tok: Any, mesh: Any, rules: Any,
-               prompts_fn: Callable[[int], tuple[list[str], list[dict]]], seed: int):
+               prompts_fn: Callable[[int], tuple[list[str], list[dict]]], seed: int, *,
+               reward_models: dict[str, Any] | None = None):
     self.rl, self.seed = rl_cfg, seed
     self.model_cfg = model_cfg
     self.frozen_cfg = ml_collections.FrozenConfigDict(model_cfg)
@@ -123,8 +126,18 @@ class GRPOTrainer:
     self.stop_ids = jnp.asarray(tokenizer_lib.stop_ids(tok) or [-1], jnp.int32)
     self.tx = state_lib.make_optimizer(self.rl.optimizer)
     self.lr = state_lib.learning_rate_schedule(self.rl.optimizer)
-    weights = dict(self.rl.reward_weights)
-    self.scorer = scoring.RewardScorer(weights, num_workers=self.rl.reward_workers,
+    self.weights = dict(self.rl.reward_weights)
+    self.weights_by_type = {t: dict(w) for t, w in
+                            getattr(self.rl, "reward_weights_by_type", {}).items()}
+    self.reward_models = dict(reward_models or {})
+    names = [n for w in (self.weights, *self.weights_by_type.values()) for n in w]
+    missing = [n for n in names if n not in scoring.REWARD_FNS and n not in self.reward_models]
+    if missing:
+      raise ValueError(f"reward(s) {sorted(set(missing))} are neither rule rewards nor "
+                       f"loaded reward models ({sorted(self.reward_models)}).")
+    rules_named = list(dict.fromkeys(n for n in names if n in scoring.REWARD_FNS))
+    self.scorer = scoring.RewardScorer({n: 1.0 for n in rules_named},
+                                       num_workers=self.rl.reward_workers,
                                        timeout_s=self.rl.reward_timeout_s)
     self._logprob_fn = jax.jit(lambda p, b: token_logprobs(p, model_cfg, b)[0])
 
@@ -158,7 +171,31 @@ class GRPOTrainer:
     full = np.concatenate([arr, np.where(np.arange(gen)[None] < lengths[:, None], toks,
                                          self.tok.pad_id)], axis=1).astype(np.int32)
     return Rollouts(full, (width - lens).astype(np.int32), width, lengths.astype(np.int32),
-                    trunc, texts), [examples[i] for i in rows]
+                    trunc, texts, [prompts[i] for i in rows]), [examples[i] for i in rows]
+
+  def weights_for(self, example: dict) -> dict[str, float]:
+    """The reward weights of an example's prompt type (`reward_weights` by default)."""
+    return self.weights_by_type.get(example.get("type", ""), self.weights)
+
+  def score(self, ro: Rollouts, examples: list[dict]) -> scoring.RewardResult:
+    """Every named reward of every row (rule rewards in the workers, reward models in
+    jitted forwards on the rows whose weights name them), and each row's total under
+    its type's weights. Rows outside a reward's scope hold NaN in `per_fn`."""
+    rules = self.scorer(ro.texts, examples)
+    weights = [self.weights_for(ex) for ex in examples]
+    per_fn: dict[str, np.ndarray] = {}
+    for name in list(rules.per_fn) + list(self.reward_models):
+      rows = [i for i, w in enumerate(weights) if name in w]
+      v = np.full((len(examples),), np.nan, np.float32)
+      if name in rules.per_fn:
+        v[rows] = rules.per_fn[name][rows]
+      elif rows:
+        v[rows] = self.reward_models[name]([ro.prompts[i] for i in rows],
+                                           [ro.texts[i] for i in rows])
+      per_fn[name] = v
+    total = np.asarray([sum(w[n] * per_fn[n][i] for n in w) for i, w in enumerate(weights)],
+                       np.float32)
+    return scoring.RewardResult(total=total, per_fn=per_fn, failures=rules.failures)
 
   def make_batch(self, params: Any, ref_params: Any, ro: Rollouts, advantages: np.ndarray
                  ) -> dict[str, Array]:
@@ -183,7 +220,7 @@ class GRPOTrainer:
     t0 = time.time()
     ro, examples = self.rollout(state.params, step)
     t_sample = time.time() - t0
-    rewards = self.scorer(ro.texts, examples)
+    rewards = self.score(ro, examples)
     adv = np.asarray(grpo.group_advantages(jnp.asarray(rewards.total), r.group_size,
                                            scale_by_std=r.scale_rewards))
     batch = self.make_batch(state.params, ref_params, ro, adv)
@@ -201,9 +238,11 @@ def rollout_metrics(ro: Rollouts, rewards: scoring.RewardResult, group_size: int
        "completion/length_min": float(ro.lengths.min()),
        "completion/length_max": float(ro.lengths.max()),
        "completion/truncated_fraction": float(ro.truncated.mean())}
-  for name, v in rewards.per_fn.items():
-    m[f"reward/{name}_mean"] = float(v.mean())
-    m[f"reward/{name}_std"] = float(v.std())
+  for name, v in rewards.per_fn.items():  # over the rows in the reward's scope
+    v = v[~np.isnan(v)]
+    if v.size:
+      m[f"reward/{name}_mean"] = float(v.mean())
+      m[f"reward/{name}_std"] = float(v.std())
   for name, n in rewards.failures.items():
     m[f"reward/{name}_failures"] = float(n)
   return m
