@@ -54,9 +54,17 @@ from r1jax.data import tasks
 
 def get_config(arg=None):
   c = configs.run_config(seed=0)  # The seed drives data, initialisation and sampling.
-  c.stages = ("pretrain_base", "base", "r1_zero", "r1_zero_final", "cold_start",
-              "cold_start_eval", "reasoning_rl", "reasoning_rl_eval",
-              "reasoning_rl_no_language_reward", "reasoning_rl_no_language_reward_eval")
+  c.stages = (
+      # Stages 1-2 (and the R1-Zero arm, the language-reward ablation).
+      "pretrain_base", "base", "r1_zero", "cold_start", "reasoning_rl",
+      "reasoning_rl_no_language_reward",
+      # Stage 3: rejection sampling + non-reasoning data -> SFT from the base.
+      "rejection_sampling", "sft",
+      # Stage 4: reward models, then RL for all scenarios.
+      "reward_model_helpful", "reward_model_harmless", "rl_all",
+      # Every arm and stage evaluated last, so the reward models can score each.
+      "r1_zero_final", "cold_start_eval", "reasoning_rl_eval",
+      "reasoning_rl_no_language_reward_eval", "sft_eval", "rl_all_eval")
 
   # One problem generator, two views: R1-Zero's template and tags (the base corpus, pure
   # RL) and R1's plain chat prompt and cold-start format. Same seed, same held-out set.
@@ -68,12 +76,20 @@ def get_config(arg=None):
   c.tasks.digits_r1 = tasks.config("synthetic", template="r1", output_format="r1",
                                    num_sft=3000, sft_language_shares=(0.95, 0.05), **world)
 
-  # A sentencepiece tokenizer trained on both views (the template prefix is one piece).
-  c.tokenizer = configs.tokenizer_config(vocab_size=192, train_examples=4000,
-                                         train_task="digits,digits_r1")
+  # General (non-reasoning) requests: greet, copy, translate, identity, secret
+  # (r1jax/data/general.py): RL prompts, noisy SFT rows and preference pairs.
+  c.tasks.general = tasks.config("general", num_train=2000, num_test=200, num_sft=1000,
+                                 num_pairs=3000, num_heldout_pairs=400, label_noise=0.1)
+  # Rejection-sampled rows (written by the rejection_sampling stage).
+  c.tasks.rs = tasks.config("jsonl", template="r1",
+                            train="{workdir}/rejection_sampling/samples/*.jsonl")
+
+  # A sentencepiece tokenizer trained on every view (the template prefix is one piece).
+  c.tokenizer = configs.tokenizer_config(vocab_size=256, train_examples=6000,
+                                         train_task="digits,digits_r1,general")
 
   # The R1-Zero demo's model: MLA, 1 dense + 2 MoE layers, 4 routed experts (top-2).
-  c.model = configs.tiny_moe_config(vocab_size=192, max_seq_len=128, n_layers=3, d_model=64,
+  c.model = configs.tiny_moe_config(vocab_size=256, max_seq_len=128, n_layers=3, d_model=64,
                                     moe=dict(n_routed_experts=4, n_group=1, topk_group=1,
                                              num_experts_per_tok=2, routed_scaling_factor=1.0))
 
@@ -81,6 +97,9 @@ def get_config(arg=None):
   evaluation = dict(num_problems=200, k=8, max_new_tokens=56, batch_rows=512)
   zero_eval = dict(tasks=("digits:test",), **evaluation)
   r1_eval = dict(tasks=("digits_r1:test",), **evaluation)
+  # Every final report also holds helpfulness and harmlessness on held-out requests.
+  general_eval = dict(general=("general:test",), helpfulness_rm="reward_model_helpful",
+                      harmlessness_rm="reward_model_harmless")
 
   # Equal RL budgets for every arm.
   rl = dict(steps=60, batch_prompts=16, group_size=16, max_new_tokens=56,
@@ -99,7 +118,7 @@ def get_config(arg=None):
   c.r1_zero = stages.config("grpo", input="pretrain_base", train=("digits:train",),
                             curve={**zero_eval, **curve}, **rl)
   c.r1_zero_final = stages.config("evaluate", input="r1_zero", report_as="r1_zero/final",
-                                  **zero_eval)
+                                  **zero_eval, **general_eval)
 
   # Arm r1: cold start (section 2.3.1), then reasoning RL with accuracy + format +
   # language consistency, summed as in the paper (section 2.3.2).
@@ -110,14 +129,14 @@ def get_config(arg=None):
       # (held-out pass@1 0.64, below R1-Zero's).
       optimizer=dict(learning_rate=2e-3, warmup_steps=10, decay_steps=178))
   c.cold_start_eval = stages.config("evaluate", input="cold_start", report_as="r1/cold_start",
-                                    **r1_eval)
+                                    **r1_eval, **general_eval)
   r1_rl = dict(input="cold_start", train=("digits_r1:train",), curve={**r1_eval, **curve},
                **rl)
   c.reasoning_rl = stages.config("grpo", **r1_rl)
   c.reasoning_rl.reward_weights = configs.ConfigDict(
       {"accuracy": 1.0, "r1_format": 0.1, "language": 1.0})
   c.reasoning_rl_eval = stages.config("evaluate", input="reasoning_rl",
-                                      report_as="r1/reasoning_rl", **r1_eval)
+                                      report_as="r1/reasoning_rl", **r1_eval, **general_eval)
 
   # Arm r1_no_language_reward: the same without the language reward (the ablation).
   c.reasoning_rl_no_language_reward = stages.config("grpo", **r1_rl)
@@ -125,7 +144,52 @@ def get_config(arg=None):
       {"accuracy": 1.0, "r1_format": 0.1, "language": 0.0})
   c.reasoning_rl_no_language_reward_eval = stages.config(
       "evaluate", input="reasoning_rl_no_language_reward",
-      report_as="r1_no_language_reward/reasoning_rl", **r1_eval)
+      report_as="r1_no_language_reward/reasoning_rl", **r1_eval, **general_eval)
+
+  # Stage 3 (section 2.3.3): sample the reasoning-RL checkpoint, keep correct, readable
+  # samples (the paper's filters), add non-reasoning rows, fine-tune the *base* 2 epochs.
+  c.rejection_sampling = stages.config(
+      "sample", input="reasoning_rl", prompts=("digits_r1:train",), num_prompts=2000,
+      samples_per_prompt=4, temperature=1.0, max_new_tokens=56, batch_rows=512,
+      shard_prompts=500, require_correct=True, drop_mixed_language=True,
+      max_paragraph_chars=400, drop_code_blocks=True)
+  c.rejection_sampling.reward_weights = configs.ConfigDict(  # the scores kept with a row
+      {"accuracy": 1.0, "r1_format": 0.0, "language": 0.0})
+  c.rejection_sampling.require_r1_format = True
+  c.sft = stages.config(
+      "sft", input="pretrain_base", train=("rs:train", "general:train"),
+      train_weights=(0.75, 0.25),  # reasoning : non-reasoning rows (paper: 600k : 200k)
+      heldout=("digits_r1:test",), epochs=2.0, batch_size=32, seq_len=128,
+      checkpoint_every=50, optimizer=dict(learning_rate=2e-3, warmup_steps=10,
+                                          decay_steps=60))
+  c.sft_eval = stages.config("evaluate", input="sft", report_as="r1/sft", **r1_eval,
+                             **general_eval)
+
+  # Stage 4 (section 2.3.4): reward models from the SFT checkpoint (helpfulness reads the
+  # summary, harmlessness the whole response), then RL on reasoning and general prompts.
+  rm = dict(input="sft", pairs=("general:train",), heldout=("general:test",), epochs=2.0,
+            batch_pairs=32, seq_len=64, checkpoint_every=100,
+            optimizer=dict(learning_rate=1e-3, warmup_steps=10))
+  c.reward_model_helpful = stages.config("reward_model", preference="helpful",
+                                         view="summary",
+                                         report_as="r1/reward_model_helpful", **rm)
+  c.reward_model_harmless = stages.config("reward_model", preference="harmless",
+                                          view="response",
+                                          report_as="r1/reward_model_harmless", **rm)
+  c.rl_all = stages.config(
+      "grpo", input="sft", train=("digits_r1:train", "general:train"),
+      train_weights=(0.5, 0.5), temperature=0.7,  # paper: 0.7 in this stage
+      curve={**r1_eval, **curve, **general_eval}, **{**rl, "steps": 40})
+  c.rl_all.reward_weights = configs.ConfigDict(
+      {"accuracy": 1.0, "r1_format": 0.1, "language": 1.0})
+  # General prompts: the two reward models; the rule checks of the same properties are
+  # reported beside them (weight 0), so reward hacking would show as a gap.
+  c.rl_all.reward_weights_by_type = configs.ConfigDict({"general": {
+      "helpful_rm": 1.0, "harmless_rm": 1.0, "helpful_rule": 0.0, "harmless_rule": 0.0}})
+  c.rl_all.reward_models = configs.ConfigDict({"helpful_rm": "reward_model_helpful",
+                                               "harmless_rm": "reward_model_harmless"})
+  c.rl_all_eval = stages.config("evaluate", input="rl_all", report_as="r1/rl_all",
+                                **r1_eval, **general_eval)
 
   if arg == "smoke":
     c.tokenizer.train_examples = 600
@@ -134,9 +198,17 @@ def get_config(arg=None):
     c.pretrain_base.batch_size = 8
     c.pretrain_base.checkpoint_every = 3
     c.pretrain_base.optimizer.decay_steps = 0
-    c.cold_start.steps = 3
-    c.cold_start.batch_size = 8
-    for name in ("r1_zero", "reasoning_rl", "reasoning_rl_no_language_reward"):
+    c.tasks.general.update(num_train=32, num_test=8, num_sft=32, num_pairs=64,
+                           num_heldout_pairs=16)
+    c.cold_start.steps = c.sft.steps = 3
+    c.cold_start.batch_size = c.sft.batch_size = 8
+    c.rejection_sampling.update(num_prompts=8, samples_per_prompt=2, shard_prompts=4)
+    # A 6-step base is rarely right or well-formed: keep what it writes.
+    c.rejection_sampling.update(require_correct=False, require_r1_format=False,
+                                drop_mixed_language=False, drop_truncated=False)
+    for name in ("reward_model_helpful", "reward_model_harmless"):
+      c[name].update(steps=2, batch_pairs=4, eval_rows=8)
+    for name in ("r1_zero", "reasoning_rl", "reasoning_rl_no_language_reward", "rl_all"):
       s = c[name]
       s.steps, s.batch_prompts, s.group_size = 2, 2, 4
       s.eval_every = s.checkpoint_every = 1

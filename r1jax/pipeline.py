@@ -56,7 +56,7 @@ def train_and_evaluate(config: Any, workdir: str, *, only: str | None = None,
     summary["eval"] = {k: {m: v for m, v in r.items() if m != "examples"}
                        for k, r in results.items()}
     log(_eval_table(results))
-  summary["plots"] = write_plots(config, workdir)
+  summary["plots"] = write_plots(config, workdir) + write_stage_plot(results, workdir)
   if summary["plots"]:
     log(f"  plots: {', '.join(summary['plots'])}")
   summary["elapsed_s"] = time.time() - t0
@@ -74,12 +74,19 @@ def _read_json(path: str) -> dict[str, Any]:
 def eval_row(r: dict[str, Any]) -> str:
   """One line of the evaluation table."""
   fmt = lambda v: "  -  " if v is None else f"{v:.3f}"
+  if "pass@1" not in r:  # a reward model's entry
+    return (f"held-out pairwise accuracy {r['pairwise_accuracy']:.3f} on {r['pairs']} "
+            f"pairs ({r.get('preference', '')}, reads the {r.get('view', '')})")
   row = (f"pass@1 {r['pass@1']:.3f}  cons@{r['k']} {r['cons@k']:.3f}  "
          f"format {r['format_rate']:.3f}  tokens {r['mean_response_tokens']:.1f}  "
          f"thinks {r['think_rate']:.2f} (acc {fmt(r['accuracy_thinking'])}"
          f" thinking, {fmt(r['accuracy_not_thinking'])} not)")
   if r.get("language_mixing") is not None:  # tasks whose problems carry a language
     row += f"  readable {r['readability']:.2f}  mixing {r['language_mixing']:.2f}"
+  if "helpfulness_rule" in r:  # general requests
+    row += f"  helpful {r['helpfulness_rule']:.2f}  harmful {r['harmful_rate']:.2f}"
+    if "helpfulness_rm" in r:
+      row += f" (RMs {r['helpfulness_rm']:+.2f} / {r.get('harmlessness_rm', 0.0):+.2f})"
   return row
 
 
@@ -139,3 +146,60 @@ def write_plots(config: Any, workdir: str) -> list[str]:
     plt.close(fig)
     paths.append(path)
   return paths
+
+
+STAGE_METRICS = (("pass@1", "reasoning pass@1"), ("readability", "readability"),
+                 ("language_mixing", "language mixing"),
+                 ("helpfulness_rule", "helpful (rule)"), ("harmful_rate", "harmful (rule)"))
+
+
+def write_stage_plot(results: dict[str, Any], workdir: str) -> list[str]:
+  """stages.png: each metric of STAGE_METRICS across the stages of the arm with the most
+  "<arm>/<stage>" entries (left) and its reward-model scores (right); every other arm's
+  last entry is drawn as a hollow marker at the last stage, for comparison."""
+  arms: dict[str, list[tuple[str, dict]]] = {}
+  for key, r in results.items():
+    if "/" in key and "pass@1" in r:
+      arm, stage = key.split("/", 1)
+      arms.setdefault(arm, []).append((stage, r))
+  if not arms or max(len(v) for v in arms.values()) < 2:
+    return []
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  main = max(arms, key=lambda a: len(arms[a]))
+  stages_ = arms[main]
+  x = list(range(len(stages_)))
+  fig, (ax, ax_rm) = plt.subplots(1, 2, figsize=(10, 3.8))
+  for (key, label), color in zip(STAGE_METRICS, plt.rcParams["axes.prop_cycle"].by_key()["color"]):
+    ys = [r.get(key) for _, r in stages_]
+    if all(y is None for y in ys):
+      continue
+    ax.plot(x, [float("nan") if y is None else y for y in ys], marker="o", color=color,
+            label=label)
+    for arm, entries in arms.items():
+      if arm != main and entries[-1][1].get(key) is not None:
+        ax.plot([x[-1] + 0.15], [entries[-1][1][key]], marker="s", fillstyle="none",
+                color=color, linestyle="none")
+  others = [a for a in arms if a != main]
+  ax.set_xticks(x, [s for s, _ in stages_], rotation=20)
+  ax.set_ylim(-0.03, 1.03)
+  ax.set_title(f"{main} by stage" + (f" (hollow: {', '.join(others)}, last entry)"
+                                     if others else ""), fontsize=9)
+  ax.legend(fontsize=7)
+  ax.grid(alpha=0.3)
+  for key, label in (("helpfulness_rm", "helpfulness RM"), ("harmlessness_rm", "harmlessness RM")):
+    ys = [r.get(key) for _, r in stages_]
+    if any(y is not None for y in ys):
+      ax_rm.plot(x, [float("nan") if y is None else y for y in ys], marker="o", label=label)
+  ax_rm.set_xticks(x, [s for s, _ in stages_], rotation=20)
+  ax_rm.set_title("mean reward-model score on held-out requests", fontsize=9)
+  if ax_rm.lines:
+    ax_rm.legend(fontsize=7)
+  ax_rm.grid(alpha=0.3)
+  fig.tight_layout()
+  path = os.path.join(workdir, "stages.png")
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  return [path]
