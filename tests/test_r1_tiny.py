@@ -1,5 +1,5 @@
-"""experiments/r1_tiny.py through the real CLI: every arm of R1 stages 1-2 runs (`:smoke`)
-and reports the issue's eval.json keys, per-function rewards and plots."""
+"""experiments/r1_tiny.py through the real CLI: every arm and stage of the R1 recipe runs
+(`:smoke`) and reports the issues' eval.json keys, per-function rewards and plots."""
 
 import json
 import os
@@ -7,8 +7,9 @@ import os
 from tests import cli
 
 KEYS = ("r1_zero/final", "r1/cold_start", "r1/reasoning_rl",
-        "r1_no_language_reward/reasoning_rl")
-METRICS = ("pass@1", "cons@k", "k", "language_mixing", "readability", "mean_response_tokens")
+        "r1_no_language_reward/reasoning_rl", "r1/sft", "r1/rl_all")
+METRICS = ("pass@1", "cons@k", "k", "language_mixing", "readability", "mean_response_tokens",
+           "helpfulness_rm", "harmlessness_rm", "helpfulness_rule", "harmful_rate")
 
 
 def test_r1_tiny_smoke_runs_every_arm(tmp_path):
@@ -40,3 +41,22 @@ def test_r1_tiny_smoke_runs_every_arm(tmp_path):
     with open(os.path.join(wd, png), "rb") as f:
       assert f.read(8) == b"\x89PNG\r\n\x1a\n"
   assert "r1/reasoning_rl" in out.stdout and "mixing" in out.stdout
+  # Stages 3-4: rejection sampling counted each filter; the SFT mixed its two sources;
+  # the reward models report held-out pairwise accuracy under the issue's keys.
+  stats = json.load(open(os.path.join(wd, "rejection_sampling", "stats.json")))
+  assert stats["samples"] == 16 and stats["kept"] + sum(stats["dropped"].values()) == 16
+  for rm in ("r1/reward_model_helpful", "r1/reward_model_harmless"):
+    assert 0 <= ev[rm]["pairwise_accuracy"] <= 1 and ev[rm]["pairs"] == 16, ev[rm]
+  assert ev["r1/reward_model_helpful"]["view"] == "summary"
+  assert ev["r1/reward_model_harmless"]["view"] == "response"
+  assert "SFT mix: rs:train" in out.stdout
+  # RL for all scenarios: reasoning rewards and reward-model scores, each reported over
+  # its own prompts, with the rule checks beside the reward models.
+  rows = [json.loads(l) for l in open(os.path.join(wd, "rl_all", "metrics.jsonl"))]
+  last = rows[-1]
+  for k in ("reward/accuracy_mean", "reward/language_mean", "reward/helpful_rm_mean",
+            "reward/harmless_rm_mean", "reward/helpful_rule_mean", "reward/harmless_rule_mean",
+            "eval/helpfulness_rm", "eval/harmful_rate"):
+    assert k in last, k
+  with open(os.path.join(wd, "stages.png"), "rb") as f:
+    assert f.read(8) == b"\x89PNG\r\n\x1a\n"
