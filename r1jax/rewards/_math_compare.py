@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from typing import Any
 
 from r1jax.rewards import _math_latex as latex
@@ -15,6 +16,7 @@ from r1jax.rewards import _math_normalize as norm
 from r1jax.rewards import _math_struct as struct
 
 EXPR_TOL = 1e-20  # numeric identity tests of expressions with variables (40-digit evaluation)
+REL_SLACK = 1e-12  # rounding checks of approximations: evaluation error only
 
 
 class _Ctx:
@@ -270,8 +272,42 @@ def _multiset_equiv(xs: list, ys: list, ctx: _Ctx) -> bool:
   return all(augment(i, [False] * n) for i in range(n))
 
 
+def _rounds_to(exact: tuple, approx: str, ctx: _Ctx) -> bool:
+  """The exact value, a number, rounds to the decimal `approx` at its precision."""
+  import sympy as sp
+
+  m = re.fullmatch(r"-?\d+(?:\.(\d+))?", approx.replace(" ", ""))
+  a = ctx.sym(exact[1]) if exact[0] == "expr" and m else None
+  if a is None or a.free_symbols:
+    return False
+  va = sp.N(a, 40)
+  if not va.is_real:
+    return False
+  half_ulp = sp.Rational(1, 2 * 10 ** len(m.group(1) or ""))
+  return bool(abs(va - sp.Rational(approx.replace(" ", ""))) <= half_ulp * (1 + REL_SLACK))
+
+
+def _approx_equiv(x: tuple, y: tuple, ctx: _Ctx) -> bool:
+  """x = ("approx", exact node or None, approximation): the exact value decides when it
+  equals y; else the approximation must equal y and the exact value round to it."""
+  _, exact, approx = x
+  if y[0] == "approx":
+    if exact is not None and y[1] is not None:
+      return _node_equiv(exact, y[1], ctx)
+    if exact is None and y[1] is not None:
+      return _approx_equiv(y, x, ctx)
+    y = ("expr", y[2])
+  if exact is not None and _node_equiv(exact, y, ctx):
+    return True
+  if not _node_equiv(("expr", approx), y, ctx):
+    return False
+  return exact is None or _rounds_to(exact, approx, ctx)
+
+
 def _node_equiv(x: tuple, y: tuple, ctx: _Ctx) -> bool:
   kx, ky = x[0], y[0]
+  if kx == "between" and ky == "between":  # "a < x < b": the interval, and its name
+    return x[1] == y[1] and _node_equiv(x[2], y[2], ctx)
   # "x = 5" vs "5": compare the right-hand side.
   if kx == "assign" and ky == "assign":
     if x[1] == y[1]:
@@ -287,6 +323,14 @@ def _node_equiv(x: tuple, y: tuple, ctx: _Ctx) -> bool:
     return _node_equiv(x[2], y, ctx)
   if ky == "assign":
     return _node_equiv(x, y[2], ctx)
+  if kx == "approx" or ky == "approx":
+    return _approx_equiv(x, y, ctx) if kx == "approx" else _approx_equiv(y, x, ctx)
+  if kx == "between" or ky == "between":
+    return _node_equiv(x[2], y, ctx) if kx == "between" else _node_equiv(x, y[2], ctx)
+  if {kx, ky} == {"rel", "tuple"}:  # "x > 3" and "(3, \infty)"
+    rel, other = (x, y) if kx == "rel" else (y, x)
+    interval = struct.rel_interval(rel)
+    return interval is not None and _node_equiv(interval, other, ctx)
   if kx == "expr" and ky == "expr":
     if x[1].replace(" ", "") == y[1].replace(" ", ""):
       return True

@@ -48,24 +48,53 @@ def _brace_matches(s: str) -> dict[int, int]:
   return out
 
 
+# What may stand between boxes that together make one list answer: "\\boxed{1}, \\boxed{2}",
+# "$x = \\boxed{2}$ or $x = \\boxed{3}$".
+_BOX_SEP_RE = re.compile(
+    r"(?:\s|\$|[,;]|\\[()\[\],;! ]|\\q?quad(?![a-zA-Z])|and|or"
+    r"|\\text\{\s*,?\s*(?:and|or)?\s*\}|[a-zA-Z](?:_\{?\w+\}?)?\s*=)*"
+)
+MAX_BOXES = 40  # longest run of boxes read as one list
+
+
+def _box_span(s: str, k: int, matches: dict[int, int]) -> tuple[int, int] | None:
+  """(start, end) of the braced group of the \\boxed ending at k, or None if unbalanced."""
+  j = k
+  while j < len(s) and s[j] in " \t\n":
+    j += 1
+  if j < len(s) and s[j] == "{" and matches.get(j, -1) != -1:
+    return j, matches[j]
+  return None
+
+
 def _last_boxed(s: str) -> str | None:
-  """Content of the last balanced \\boxed{...} in s, or None."""
-  starts = [m.end() for m in BOX_RE.finditer(s)]
-  if not starts:
+  """Content of the last balanced \\boxed{...} in s, or None; a run of boxes separated
+  only by commas, "and", spaces or math delimiters is one answer, their contents joined."""
+  boxes = list(BOX_RE.finditer(s))
+  if not boxes:
     return None
   matches = _brace_matches(s)
-  for k in reversed(starts):
-    j = k
-    while j < len(s) and s[j] in " \t\n":
-      j += 1
-    if j < len(s) and s[j] == "{":
-      end = matches.get(j, -1)
-      if end != -1:
-        return s[j + 1 : end - 1]
-    elif j < len(s) and j > k:  # "\\boxed 5": one token
-      m = re.match(r"[^\s$]+", s[j : j + 1000])
-      if m:
-        return m.group(0)
+  for n in range(len(boxes) - 1, -1, -1):
+    k = boxes[n].end()
+    span = _box_span(s, k, matches)
+    if span is None:
+      j = k
+      while j < len(s) and s[j] in " \t\n":
+        j += 1
+      if j < len(s) and j > k and s[j] != "{":  # "\\boxed 5": one token
+        m = re.match(r"[^\s$]+", s[j : j + 1000])
+        if m:
+          return m.group(0)
+      continue
+    parts = [s[span[0] + 1 : span[1] - 1]]
+    start = boxes[n].start()
+    for prev in range(n - 1, max(n - MAX_BOXES, -1), -1):
+      prev_span = _box_span(s, boxes[prev].end(), matches)
+      if prev_span is None or not _BOX_SEP_RE.fullmatch(s, prev_span[1], start):
+        break
+      parts.append(s[prev_span[0] + 1 : prev_span[1] - 1])
+      start = boxes[prev].start()
+    return ", ".join(p.strip() for p in reversed(parts))
   return None
 
 

@@ -21,7 +21,7 @@ _UNICODE = {
     "\u00b7": r"\cdot ", "\u00f7": r"\div ", "\u03c0": r"\pi ", "\u221e": r"\infty ",
     "\u2264": r"\le ", "\u2265": r"\ge ", "\u2260": r"\ne ", "\u221a": r"\sqrt",
     "\u222a": r"\cup ", "\u2229": r"\cap ", "\u2205": r"\emptyset ", "\u00b1": r"\pm ",
-    "\u00a0": " ", "\u2009": " ", "\u202f": " ",
+    "\u2248": r"\approx ", "\u00a0": " ", "\u2009": " ", "\u202f": " ",
 }
 _UNICODE_RE = re.compile("|".join(map(re.escape, _UNICODE)))
 _SIZING_RE = re.compile(
@@ -48,10 +48,13 @@ _WORDY_TEXT = frozenset(("text", "textbf", "textit", "textrm", "textsf", "texttt
                          "textnormal", "textup", "mbox", "hbox", "mathrm"))
 _UNIT_CONTENT_RE = re.compile(r"[A-Za-z][A-Za-z .\-'/]*")
 _UNIT_POWER_RE = re.compile(r"\s*\^\s*(?:\{\s*\d\s*\}|\d)")
-_CONNECTIVE_RE = re.compile(r"\s*(?:and|or|,)\s*", re.I)
+_CONNECTIVE_RE = re.compile(r"\s*(?:,\s*)?(?:and|or)\s*|\s*,\s*", re.I)
 _THOUSANDS_RE = re.compile(r"(?<![\d.,])[1-9]\d{0,2}(?:,\d{3})+(?![\d]|,\d)")
 _SPACED_THOUSANDS_RE = re.compile(r"(?<![\d.])[1-9]\d{0,2}(?: \d{3})+(?![\d.])")
 _PLAIN_CONNECTIVE_RE = re.compile(r"(?<=[\w}).])\s+(?:and|or)\s+(?=[-\w\\(\[])")
+_SERIAL_COMMA_RE = re.compile(r",\s*(?:and|or)\s+(?=[-\w\\(\[])")  # "2, 5, and 9"
+# MATH writes 10,\!000; "1,\! 000" (a space after) is the same number when a 3-digit group follows.
+_SPACED_THIN_THOUSANDS_RE = re.compile(r"(?<=\d),\\!\s+(?=\d{3}(?!\d))")
 _MARK_OPEN, _MARK_CLOSE = "\x00", "\x01"
 
 
@@ -78,7 +81,10 @@ def _process_text_groups(s: str) -> str:
     inner = s[brace + 1 : end - 1]
     inner = _process_text_groups(inner) if "\\" in inner else inner
     if cmd in _WORDY_TEXT and _CONNECTIVE_RE.fullmatch(inner) and inner.strip():
-      out.append(", ")
+      # "2, 5, \text{ and } 9": the connective after a comma adds no second comma.
+      out.append(" " if "".join(out).rstrip().endswith(",") else ", ")
+    elif cmd in _WORDY_TEXT and re.search(r"_\s*\{?\s*$", "".join(out)):
+      out.append(inner)  # a subscript in words (h_{\text{max}}) is part of a name
     elif (
         cmd in _WORDY_TEXT
         and _UNIT_CONTENT_RE.fullmatch(inner.strip() or "-")
@@ -126,19 +132,23 @@ def _strip_trailing_words(s: str) -> str:
   return s
 
 
-def _unbox_whole(s: str) -> str:
-  for _ in range(5):
-    m = extract.BOX_RE.match(s)
+def _unbox_all(s: str) -> str:
+  """Unwrap every balanced \\boxed{...} (or \\fbox): a box is display, not math."""
+  pos = 0
+  for _ in range(50):
+    m = extract.BOX_RE.search(s, pos)
     if not m:
       break
     j = m.end()
     while j < len(s) and s[j] == " ":
       j += 1
-    if j < len(s) and s[j] == "{" and extract.match_brace(s, j) == len(s):
-      s = s[j + 1 : -1].strip()
-    else:
-      break
-  return s
+    end = extract.match_brace(s, j) if j < len(s) and s[j] == "{" else -1
+    if end == -1:
+      pos = m.end()
+      continue
+    s = s[: m.start()] + s[j + 1 : end - 1] + s[end:]
+    pos = m.start()
+  return s.strip()
 
 
 def normalize(s: str) -> str:
@@ -148,7 +158,7 @@ def normalize(s: str) -> str:
   s = s.replace("\\$", "").replace("$", "")
   s = re.sub(r"\\[()\[\]]", " ", s)
   s = s.strip()
-  s = _unbox_whole(s)
+  s = _unbox_all(s)
   s = _SIZING_RE.sub("", s)
   s = _DROP_CMDS_RE.sub("", s)
   s = re.sub(r"\\[dtc]frac(?![a-zA-Z])", r"\\frac", s)
@@ -161,6 +171,7 @@ def normalize(s: str) -> str:
   s = re.sub(r"\\(?:neq|ne)(?![a-zA-Z])", r"\\ne ", s)
   s = re.sub(r"\\(?:varnothing|emptyset)(?![a-zA-Z])", r"\\emptyset ", s)
   s = re.sub(r"\\(?:infty|infin)(?![a-zA-Z])", r"\\infty ", s)
+  s = _SPACED_THIN_THOUSANDS_RE.sub(",", s)
   s = _SPACE_CMDS_RE.sub(_space_sub, s)
   s = _DEGREE_RE.sub("", s)
   s = _process_text_groups(s)
@@ -172,13 +183,14 @@ def normalize(s: str) -> str:
   s = _THOUSANDS_RE.sub(_thousands_sub, s)
   s = _SPACED_THOUSANDS_RE.sub(lambda m: m.group(0).replace(" ", ""), s)
   if re.search(r"[\d=]", s):  # "x = 2 or x = 3", "2 and 3": a list
+    s = _SERIAL_COMMA_RE.sub(", ", s)
     s = _PLAIN_CONNECTIVE_RE.sub(", ", s)
   s = s.rstrip()
   while s.endswith(".") and not s.endswith("\\."):
     s = s[:-1].rstrip()
   s = _strip_trailing_words(s)
   s = re.sub(r"\s+", " ", s).strip()
-  s = _unbox_whole(s)
+  s = _unbox_all(s)
   return s
 
 

@@ -13,9 +13,16 @@ MAX_LIST = 40  # longest list/set/tuple compared
 
 _OPENERS = "([{"
 _CLOSERS = ")]}"
-_REL_RE = re.compile(r"\\le |\\ge |\\ne |\\lt(?![a-zA-Z])|\\gt(?![a-zA-Z])|<=|>=|!=|=|<|>")
+_REL_RE = re.compile(r"\\le |\\ge |\\ne |\\lt(?![a-zA-Z])|\\gt(?![a-zA-Z])|\\approx(?![a-zA-Z])"
+                     r"|<=|>=|!=|=|<|>")
 _REL_CANON = {"\\le ": "<=", "\\ge ": ">=", "\\ne ": "!=", "\\lt": "<", "\\gt": ">",
-              "<=": "<=", ">=": ">=", "!=": "!=", "=": "=", "<": "<", ">": ">"}
+              "\\approx": "~", "<=": "<=", ">=": ">=", "!=": "!=", "=": "=", "<": "<", ">": ">"}
+# Left sides that label a value rather than state an equation: segments and angles
+# (AB, \overline{AB}, m\angle ABC), areas ([ABC]), names with a long subscript (h_{\max}).
+_LABEL_RE = re.compile(
+    r"(?:m\s*)?\\angle\s*[A-Z]{1,3}|\\overline\{[A-Z]{2,3}\}|\[[A-Z]{3,5}\]|[A-Z]{2,5}"
+    r"|(?:[a-zA-Z]|\\[a-zA-Z]+)_\{[^{}=]+\}"
+)
 _NAME_RE = re.compile(
     r"(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?'*(?:\([^()]*\))?"
 )
@@ -111,7 +118,9 @@ def parse_struct(s: str, depth: int = 0) -> tuple:
       rows.pop()
     cells = [[parse_struct(c, depth + 1) for c in _split_top(r, "&")] for r in rows]
     return ("matrix", cells)
-  items = _split_top(s, ",")
+  items = _split_top(s, ";")  # "1; 2; 3"
+  if len(items) == 1:
+    items = _split_top(s, ",")
   if len(items) > 1:
     if len(items) > MAX_LIST:
       raise ValueError("list too long")
@@ -127,6 +136,12 @@ def parse_struct(s: str, depth: int = 0) -> tuple:
     if len(elems) > MAX_LIST:
       raise ValueError("set too long")
     return ("set", [parse_struct(x, depth + 1) for x in elems])
+  if s[0] == "{" and s[-1] == "}" and _outer_pair_spans_all(s):
+    elems = _split_top(s[1:-1], ",")
+    if len(elems) >= 2:  # "{1, 2}": a set in bare braces ("{5}" is a group)
+      if len(elems) > MAX_LIST:
+        raise ValueError("set too long")
+      return ("set", [parse_struct(x, depth + 1) for x in elems])
   if s[0] in "([" and s[-1] in ")]" and _outer_pair_spans_all(s):
     elems = _split_top(s[1:-1], ",")
     if len(elems) >= 2:
@@ -140,11 +155,7 @@ def parse_struct(s: str, depth: int = 0) -> tuple:
   # relations
   rel = _split_relations(s)
   if rel is not None:
-    lhs, op, rhs = rel
-    lhs_s = lhs.strip()
-    if op == "=" and _is_name(lhs_s):
-      return ("assign", lhs_s.replace(" ", ""), parse_struct(rhs, depth + 1))
-    return ("rel", op, lhs_s, rhs.strip())
+    return _relation(*rel, depth=depth)
   pm = _expand_pm(s)
   if pm is not None:
     return ("list", [("expr", x) for x in pm])
@@ -160,10 +171,11 @@ def _is_name(s: str) -> bool:
   return False
 
 
-def _split_relations(s: str) -> tuple[str, str, str] | None:
-  found = []
+def _split_relations(s: str) -> tuple[list[str], list[str]] | None:
+  """The segments and operators of the top-level relations of s, or None when none."""
+  segs, ops = [], []
   depth = 0
-  i = 0
+  start = i = 0
   n = len(s)
   while i < n:
     c = s[i]
@@ -174,8 +186,9 @@ def _split_relations(s: str) -> tuple[str, str, str] | None:
     elif depth == 0:
       m = _REL_RE.match(s, i)
       if m:
-        found.append((m.start(), m.end(), _REL_CANON[m.group(0)]))
-        i = m.end()
+        segs.append(s[start:i].strip())
+        ops.append(_REL_CANON[m.group(0)])
+        i = start = m.end()
         continue
     if c == "\\":
       if i + 1 < n and s[i + 1] in "{}":
@@ -183,14 +196,77 @@ def _split_relations(s: str) -> tuple[str, str, str] | None:
       i += 2
       continue
     i += 1
-  if len(found) != 1:
-    if len(found) > 1:
-      raise ValueError("chained relation")
+  if not ops:
     return None
-  a, b, op = found[0]
-  if not s[:a].strip() or not s[b:].strip():
+  if len(ops) > 8:
+    raise ValueError("long chain of relations")
+  segs.append(s[start:].strip())
+  if not all(segs[1:]):
     raise ValueError("dangling relation")
-  return s[:a], op, s[b:]
+  return segs, ops
+
+
+def _has_letters(s: str) -> bool:
+  """Letters outside LaTeX command names: possible unknowns (e and i count too)."""
+  return re.search(r"[a-zA-Z]", re.sub(r"\\[a-zA-Z]+", "", s)) is not None
+
+
+def _label(s: str, value: str) -> bool:
+  """s names `value` (x, f(x), AB, h_{\\max}): the answer is the value."""
+  if s == "\\pi":
+    return False  # a constant: "\\pi \\approx 3.14" is an approximation of pi
+  return _is_name(s) or (bool(_LABEL_RE.fullmatch(s)) and not _has_letters(value))
+
+
+def rel_interval(node: tuple) -> tuple | None:
+  """The interval of a one-sided inequality of a name (x > 3 is (3, \\infty)), or None."""
+  _, op, lhs, rhs = node
+  if op in _FLIP:  # "x > 3" is "3 < x"
+    lhs, op, rhs = rhs, _FLIP[op], lhs
+  if op not in ("<", "<="):
+    return None
+  closed = op == "<="
+  if _NAME_RE.fullmatch(rhs) and not _has_letters(lhs):  # "3 < x": (3, \\infty)
+    return ("tuple", "[)" if closed else "()", [("expr", lhs), ("expr", "\\infty")])
+  if _NAME_RE.fullmatch(lhs) and not _has_letters(rhs):  # "x < 3": (-\\infty, 3)
+    return ("tuple", "(]" if closed else "()", [("expr", "-\\infty"), ("expr", rhs)])
+  return None
+
+
+_INTERVAL_OPS = {("<", "<"): "()", ("<", "<="): "(]", ("<=", "<"): "[)", ("<=", "<="): "[]"}
+_FLIP = {">": "<", ">=": "<="}
+
+
+def _relation(segs: list[str], ops: list[str], depth: int) -> tuple:
+  """Structure of a relation or chain of them (see math_equiv's docstring, Equations)."""
+  if len(ops) == 2 and all(op in _FLIP for op in ops):  # "b > x > a" is "a < x < b"
+    segs, ops = segs[::-1], [_FLIP[op] for op in ops[::-1]]
+  if tuple(ops) in _INTERVAL_OPS:  # "a < x \le b": the interval (a, b]
+    if not segs[0] or not _NAME_RE.fullmatch(segs[1]):
+      raise ValueError("chained inequality")
+    bounds = [parse_struct(segs[0], depth + 1), parse_struct(segs[2], depth + 1)]
+    return ("between", segs[1].replace(" ", ""), ("tuple", _INTERVAL_OPS[tuple(ops)], bounds))
+  if len(ops) == 1 and ops[0] not in ("=", "~"):
+    if not segs[0]:
+      raise ValueError("dangling relation")
+    return ("rel", ops[0], segs[0], segs[1])
+  if any(op not in ("=", "~") for op in ops) or "~" in ops[:-1]:
+    raise ValueError("chained relation")
+  approx = segs.pop() if ops[-1] == "~" else None  # "x = \frac{1}{3} \approx 0.33"
+  lhs, value = segs[0], segs[-1]
+  if len(segs) == 1:  # "\approx 0.33", "x \approx 0.33", "\frac{1}{3} \approx 0.33"
+    node = ("approx", None if not lhs or _label(lhs, approx) else ("expr", lhs), approx)
+    return ("assign", lhs.replace(" ", ""), node) if lhs and _label(lhs, approx) else node
+  node = ("approx", ("expr", value), approx) if approx else parse_struct(value, depth + 1)
+  if not lhs:  # "= 12": a label in words was dropped
+    return node
+  if _label(lhs, value):
+    return ("assign", lhs.replace(" ", ""), node)
+  if not _has_letters(lhs):
+    return node  # "5 + 6 = 11": the last right-hand side
+  if len(segs) == 2 and not approx:
+    return ("rel", "=", lhs, value)  # an equation: "y = 2x + 1", "x + y = 5"
+  raise ValueError("chained equation of unknowns")
 
 
 _MC_BARE_RE = re.compile(r"\(?([A-J])\)?")

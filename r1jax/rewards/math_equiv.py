@@ -15,41 +15,64 @@ Extraction
 * Inside that content -- or in the whole completion when there are no answer
   tags -- the content of the last ``\\boxed{...}`` (or ``\\fbox{...}``) is
   taken, with nested and escaped braces handled. An unbalanced (truncated)
-  ``\\boxed{`` is skipped. Without answer tags and without a box, the result is
-  ``None`` (no "last number" guessing).
+  ``\\boxed{`` is skipped. A run of boxes separated only by commas, ``and``/``or``,
+  spaces, math delimiters or ``x =`` (``$\\boxed{1}$ and $\\boxed{2}$``) is one
+  list answer, ``1, 2``; boxes with other text between them are not (``\\boxed{3}
+  then \\boxed{4}`` is ``4``). Without answer tags and without a box, the result
+  is ``None`` (no "last number" guessing).
 * Surrounding whitespace is stripped; an empty answer is ``None``.
 
 Equivalence conventions
 -----------------------
 Both sides go through the same normalisation, then are compared structurally:
 
-* Wrappers and typography: ``$``, ``\\(..\\)``, ``\\[..\\]``, a whole-answer
-  ``\\boxed{}``, ``\\left``/``\\right`` (and ``\\big`` family), ``\\displaystyle``,
+* Wrappers and typography: ``$``, ``\\(..\\)``, ``\\[..\\]``, ``\\boxed{}``
+  (anywhere), ``\\left``/``\\right`` (and ``\\big`` family), ``\\displaystyle``,
   LaTeX spacing (``\\,`` ``\\!`` ``\\;`` ``~`` ``\\quad``), ``\\dfrac``/``\\tfrac``/
   ``\\cfrac`` (read as ``\\frac``; ``\\frac12`` is 1/2 as in LaTeX), unicode
-  ``\u2212 \u00d7 \u00f7 \u03c0 \u221e \u2264 \u2265 \u221a``.
+  ``\u2212 \u00d7 \u00f7 \u03c0 \u221e \u2264 \u2265 \u221a \u2248``.
 * Removed: ``^\\circ``/``\\circ``/``\u00b0``/``\\degree``, ``\\%``/``%``,
   ``\\$``/``$``, a trailing period.
 * ``\\text{}``, ``\\mbox{}``, ``\\textbf{}``, ``\\mathrm{}`` ...: when the answer
   also contains math, a group holding only words (units such as
   ``\\text{ cm}^2``, trailing words) is dropped; ``\\text{ and }`` /
-  ``\\text{ or }`` become list commas; otherwise the group is unwrapped (so
+  ``\\text{ or }`` become list commas (no second comma after one); words in a
+  subscript are kept (``h_{\\text{max}}``); otherwise the group is unwrapped (so
   ``\\text{(B)}`` is ``(B)`` and ``\\text{Monday}`` is ``Monday``). Plain trailing
   words after a number (``5 apples``, ``12 square units``) are dropped too.
+* Lists: commas, semicolons (``1; 2; 3``; a top-level semicolon splits before
+  commas, so ``1,2;3,4`` is two pairs), ``and``/``or`` between items, with a serial
+  comma too (``2, 5, and 9``).
 * Thousands separators. ``1{,}000`` and ``1\\,000`` are always 1000. A bare
   ``1,000`` is one number when it matches ``[1-9]\\d{0,2}(,\\d{3})+`` with no
   spaces, is not glued to other digits, commas or a decimal point, and is not
   the whole content of a bracket pair: so ``1,000`` and ``12,345,678.5`` are
   numbers, while ``1,2``, ``1, 000``, ``0,100`` and ``(1,000)`` are lists /
-  pairs. Spaced groups (``1 000 000``) are joined as well.
+  pairs. Spaced groups (``1 000 000``) are joined as well, and so is MATH's
+  ``10,\\!000`` with a space after the ``\\!`` (``10,\\! 000``) before a 3-digit
+  group.
 * Equations: an answer ``lhs = rhs`` whose ``lhs`` is a name (``x``, ``a_1``,
   ``\\theta``, ``f(x)``, a tuple of names) equals a non-equation answer equal to
-  ``rhs`` (``x = 5`` equals ``5``; ``x = \\pm 2`` equals ``2, -2``). Two
+  ``rhs`` (``x = 5`` equals ``5``; ``x = \\pm 2`` equals ``2, -2``). So does one
+  whose ``lhs`` is a label -- segments, angles and areas of points (``AB``,
+  ``\\overline{AB}``, ``m\\angle ABC``, ``[ABC]``: 2-5 capitals) or a name with a
+  braced subscript (``h_{\\max}``) -- when ``rhs`` has no letters (``AB = 4`` equals
+  ``4``; ``xy = 4`` and ``AB = x`` stay equations); ``= 12`` is ``12``. A chain
+  ``x = 5 + 6 = 11`` is judged by its last right-hand side (``x = 11``), also when
+  its left side is a number (``5 + 6 = 11`` is ``11``); a chain whose left side
+  has unknowns but is not a name (``2x = 4 = 2``) is rejected. Two
   equations with the same name on the left compare their right-hand sides.
   Otherwise two equations are equal when ``(l1 - r1) / (l2 - r2)`` is a nonzero
   constant (``y = 2x+1`` equals ``2x+1 = y`` and ``2y = 4x + 2``); inequalities
   likewise with a positive constant after flipping ``<``/``\\le`` to ``>``/``\\ge``
-  (``x > 3`` equals ``3 < x``).
+  (``x > 3`` equals ``3 < x``). A double inequality of a name is an interval:
+  ``a < x < b`` equals ``(a, b)`` (``\\le`` gives a closed end: ``a \\le x < b`` is
+  ``[a, b)``; ``b > x > a`` likewise), and ``x > a`` equals ``(a, \\infty)``. Other
+  chains of relations are rejected.
+* Approximations: ``A \\approx B`` (``x = A \\approx B``) is judged by ``A``; it
+  also equals ``B`` when ``A`` rounds to the decimal ``B`` at its precision
+  (``\\pi \\approx 3.14`` equals ``\\pi`` and ``3.14``; ``\\frac{1}{3} \\approx 5``
+  equals neither ``5`` nor anything but ``1/3``). ``\\approx B`` alone is ``B``.
 * Expressions are parsed by a small built-in LaTeX reader into sympy
   (implicit multiplication, ``\\frac``, ``\\sqrt[n]{}``, ``^`` -- where a plain
   digit run ``2^10`` is one exponent --, ``!``, ``|x|``, trig/log functions,
@@ -72,7 +95,8 @@ Both sides go through the same normalisation, then are compared structurally:
   error only), else ``simplify(a - b) == 0``. So ``\\sqrt{x^2}`` is ``|x|``, not
   ``x``.
 * Ordered tuples ``(a, b)`` and intervals ``[a, b)`` keep element order and both
-  bracket types (``[1,2)`` != ``(1,2)``). ``\\{...\\}`` sets and bare comma lists
+  bracket types (``[1,2)`` != ``(1,2)``). ``\\{...\\}`` sets, ``{1, 2}`` (bare
+  braces holding two or more items; ``{5}`` is a group) and bare comma lists
   compare as multisets (``\\{1,2\\}`` == ``\\{2,1\\}`` == ``2, 1``; ``\\{1,1\\}`` !=
   ``\\{1\\}``); a bare list never equals a parenthesised tuple. Unions
   ``A \\cup B`` compare as multisets of their parts. Matrices
