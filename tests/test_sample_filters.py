@@ -108,7 +108,7 @@ def test_code_block(wrap):
   code = "```python\nprint(4)\n```"
   rows = [row(wrap(f"Let me write it.\n{code}\nSo 4.")),  # fenced code in the CoT
           row(wrap("Let me think.\n~~~\nx = 4\n~~~")),  # tilde fence
-          row(wrap(f"  ```\nx = 4")),  # indented, unclosed (cut off): still code
+          row(wrap("  ```\nx = 4")),  # indented, unclosed (cut off): still code
           row(wrap("Plain reasoning with `x = 4` inline.")),  # inline code is no block
           row(wrap("Plain reasoning, 2 + 2 = 4."))]
   assert _kept(rows, s) == [3, 4]

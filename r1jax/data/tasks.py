@@ -22,117 +22,26 @@ Every task serves `problems(split)` (dicts with `question` and `answer`) and
 `sft_examples(split)` (dicts with `question` and `completion`); `question` is put into
 the prompt by the task's `template` (r1jax.data.templates). Training order over a
 finite pool is a pure function of (seed, step) (r1jax.data.streams), so resumed runs
-see the same data. Adding a kind: a class here with its KIND (and `default_config` for
-extra fields), listed in KINDS.
+see the same data. Adding a kind: a class with its KIND (and `default_config` for
+extra fields), here for generated worlds or in r1jax.data.file_tasks for data on disk,
+listed in KINDS.
 """
 
 from __future__ import annotations
 
-import glob
-import os
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from absl import logging
 
 from r1jax import configs
-from r1jax.data import arithmetic, bilingual, jsonl, streams, templates
+from r1jax.data import arithmetic, bilingual, streams
+from r1jax.data.file_tasks import GSM8K, MATH, MATH500, Code, Jsonl
+from r1jax.data.task_base import Example, Task, TaskError, _prepared, read_jsonl
 
-Example = dict[str, Any]
-
-
-class TaskError(configs.ConfigError):
-  """A task cannot serve what a stage asks (missing file, unknown split, bad row)."""
-
-
-class Task:
-  """Base: a named source of problems and SFT examples in one or more splits."""
-
-  KIND = ""  # the name of the kind in config sections (KINDS)
-  SPLITS: tuple[str, ...] = ("train", "test")
-  INFINITE: tuple[str, ...] = ()  # splits drawn afresh per step (never exhausted)
-
-  def __init__(self, name: str, cfg: Any, *, data_dir: str, workdir: str, seed: int):
-    self.name, self.cfg, self.seed = name, cfg, seed
-    self.data_dir = os.path.expanduser(data_dir)
-    self.workdir = workdir
-    self._cache: dict[tuple[str, str], list[Example]] = {}
-
-  @classmethod
-  def default_config(cls) -> configs.ConfigDict:
-    c = configs.ConfigDict()
-    c.kind = cls.KIND
-    c.template = "r1_zero"  # r1jax.data.templates.TEMPLATES
-    return c
-
-  def check_split(self, split: str) -> None:
-    if split not in self.SPLITS:
-      raise TaskError(f"task {self.name!r} ({self.cfg.kind}) has no split {split!r}; "
-                      f"splits: {list(self.SPLITS)}.")
-
-  def prompt(self, question: str, tok: Any = None) -> str:
-    return templates.render(self.cfg.template, question, tok)
-
-  def problems(self, split: str) -> Sequence[Example]:
-    """The finite list of {question, answer} dicts of `split`."""
-    self.check_split(split)
-    key = ("problems", split)
-    if key not in self._cache:
-      self._cache[key] = self._problems(split)
-    return self._cache[key]
-
-  def sft_examples(self, split: str) -> Sequence[Example]:
-    """The finite list of {question, completion} dicts of `split`."""
-    self.check_split(split)
-    key = ("sft", split)
-    if key not in self._cache:
-      self._cache[key] = self._sft_examples(split)
-    return self._cache[key]
-
-  def draw(self, split: str, rng: np.random.Generator, n: int) -> list[Example]:
-    """`n` fresh problems of an INFINITE split."""
-    raise TaskError(f"task {self.name!r} cannot draw fresh problems; its splits are finite.")
-
-  def _problems(self, split: str) -> list[Example]:
-    raise TaskError(f"task {self.name!r} ({self.cfg.kind}) has no problems with answers.")
-
-  def _sft_examples(self, split: str) -> list[Example]:
-    raise TaskError(f"task {self.name!r} ({self.cfg.kind}) has no SFT completions; SFT "
-                    f"needs a synthetic or a jsonl task with 'completion' rows.")
-
-
-def _need(path: str, what: str) -> str:
-  if not os.path.exists(path):
-    raise TaskError(f"{path} not found; expected {what}.")
-  return path
-
-
-def read_jsonl(path: str, required: Sequence[str]) -> list[dict[str, Any]]:
-  """Rows of a JSONL file; TaskError naming file:line for a bad line or a missing key."""
-  with open(path, encoding="utf-8") as f:
-    return [row for _, row in jsonl.records(f, path, required, TaskError)]
-
-
-def _quiet_tfds() -> Callable[[], None]:
-  import tensorflow_datasets as tfds
-  tfds.disable_progress_bar()
-  verbosity = logging.get_verbosity()
-  logging.set_verbosity(logging.ERROR)  # TFDS announces every custom config
-  return lambda: logging.set_verbosity(verbosity)
-
-
-def _prepared(builder: str, split: str, workdir: str, **config: Any) -> list[Example]:
-  """{question, answer[, worked]} of a TFDS builder's split, prepared once under DIR/data."""
-  from r1jax.data import builders
-  restore = _quiet_tfds()
-  try:
-    ds = builders.load_split(builder, split, data_dir=os.path.join(workdir, "data"), **config)
-    # Builders with a worked solution (synthetic tasks) keep it: held-out SFT rows.
-    return [{k: e[k] for k in ("question", "answer", "worked", "language") if k in e}
-            for e in ds]
-  finally:
-    restore()
-
+__all__ = ["Example", "Task", "TaskError", "read_jsonl", "KINDS", "config", "parse_ref",
+           "Registry", "Stream", "Synthetic", "General", "GSM8K", "MATH", "MATH500", "Jsonl",
+           "Code"]
 
 class Synthetic(Task):
   """The generated tasks of r1jax.data.arithmetic: worked/direct completions in the
@@ -286,115 +195,6 @@ class Synthetic(Task):
 def _normalised(shares: Sequence[float]) -> tuple[float, ...]:
   total = sum(shares)
   return tuple(x / total for x in shares) if shares else ()
-
-
-class GSM8K(Task):
-  """GSM8K (Cobbe et al. 2021), prepared from the original JSONL by the TFDS builder."""
-
-  KIND = "gsm8k"
-
-  def _problems(self, split: str) -> list[Example]:
-    src = os.path.join(self.data_dir, "gsm8k")
-    for s in self.SPLITS:  # the builder prepares both splits at once
-      _need(os.path.join(src, f"{s}.jsonl"),
-            'GSM8K\'s original JSONL: one {"question": ..., "answer": "...#### N"} per line')
-    return _prepared("gsm8k", split, self.workdir, source_dir=src)
-
-
-class MATH(Task):
-  """MATH train (Hendrycks et al. 2021): the answer is the solution's last \\boxed{}."""
-
-  KIND = "math"
-  SPLITS = ("train",)
-
-  def _problems(self, split: str) -> list[Example]:
-    from r1jax.rewards.math_equiv import extract_answer
-    path = _need(os.path.join(self.data_dir, "math", f"{split}.jsonl"),
-                 'MATH JSONL: one {"problem": ..., "solution": "... \\boxed{answer}"} per line')
-    out = []
-    for i, r in enumerate(read_jsonl(path, ("problem", "solution"))):
-      answer = extract_answer(r["solution"])
-      if answer is None:
-        raise TaskError(f"{path}: row {i + 1} has no \\boxed{{}} answer in its solution.")
-      out.append({"question": r["problem"], "answer": answer})
-    return out
-
-
-class MATH500(Task):
-  """MATH-500 (the PRM800K test subset), prepared by the TFDS builder."""
-
-  KIND = "math500"
-  SPLITS = ("test",)
-
-  def _problems(self, split: str) -> list[Example]:
-    src = os.path.join(self.data_dir, "math500")
-    _need(os.path.join(src, "test.jsonl"),
-          'MATH-500 JSONL: one {"problem", "answer", "solution", "subject", "level", '
-          '"unique_id"} object per line')
-    return _prepared("math500", split, self.workdir, source_dir=src)
-
-
-class Jsonl(Task):
-  """JSONL files, a glob per split: {"prompt", "answer"} rows (RL, evaluation) and/or
-  {"prompt", "completion"} rows (SFT). `{data_dir}` and `{workdir}` in a glob are
-  replaced by the run's directories (e.g. a sample stage's output)."""
-
-  KIND = "jsonl"
-
-  @classmethod
-  def default_config(cls) -> configs.ConfigDict:
-    c = super().default_config()
-    c.template = "none"
-    c.train = ""  # Glob of the train split's files ('' = no such split).
-    c.test = ""  # Glob of the test split's files.
-    return c
-
-  def check_split(self, split: str) -> None:
-    super().check_split(split)
-    if not self.cfg[split]:
-      raise TaskError(f"task {self.name!r}: no files for split {split!r} (set "
-                      f"tasks.{self.name}.{split} to a glob).")
-
-  def _rows(self, split: str, key: str) -> list[dict[str, Any]]:
-    pattern = self.cfg[split].format(data_dir=self.data_dir, workdir=self.workdir)
-    paths = sorted(glob.glob(os.path.expanduser(pattern)))
-    if not paths:
-      raise TaskError(f"task {self.name!r}: no file matches {pattern}; expected JSONL with "
-                      f'one {{"prompt": ..., "{key}": ...}} object per line.')
-    return [r for p in paths for r in read_jsonl(p, ("prompt", key))]
-
-  def _problems(self, split: str) -> list[Example]:
-    return [{"question": r["prompt"], "answer": str(r["answer"])}
-            for r in self._rows(split, "answer")]
-
-  def _sft_examples(self, split: str) -> list[Example]:
-    return [{"question": r["prompt"], "completion": r["completion"]}
-            for r in self._rows(split, "completion")]
-
-
-class Code(Jsonl):
-  """Programming problems with tests (HumanEval-style call/expected or stdin/stdout),
-  scored by the sandboxed code reward; problems carry `tests` and an empty `answer`."""
-
-  KIND = "code"
-
-  @classmethod
-  def default_config(cls) -> configs.ConfigDict:
-    c = super().default_config()
-    c.train = "{data_dir}/code/train.jsonl"
-    c.test = "{data_dir}/code/test.jsonl"
-    return c
-
-  def _problems(self, split: str) -> list[Example]:
-    from r1jax.rewards import code
-    out = []
-    for i, r in enumerate(self._rows(split, "tests")):
-      try:
-        code.parse_tests(r["tests"])
-      except ValueError as e:
-        raise TaskError(f"task {self.name!r} ({split}): row {i + 1}: {e}") from None
-      out.append({"question": r["prompt"], "answer": "", "tests": r["tests"]})
-    return out
 
 
 class General(Task):
