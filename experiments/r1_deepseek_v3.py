@@ -1,10 +1,24 @@
 r"""DeepSeek-R1 at full size: GRPO on DeepSeek-V3-Base (671B, MLA + 256-expert MoE).
 
-Stages: base (evaluate the checkpoint) -> r1_zero (GRPO on GSM8K + MATH train) ->
-final (evaluate). R1's later stages (cold start, rejection sampling, RL for all
-scenarios) are chained the same way as their kinds land. The tests build this config at
-full size (671B parameters by `jax.eval_shape`, mesh checked for 1024 chips) and
-AOT-compile its GRPO step and sampler with the model scaled down (`:aot_test`, 8 CPU
+Stages, the R1-Zero arm: base (evaluate the checkpoint) -> r1_zero (GRPO on GSM8K +
+MATH train) -> final (evaluate). The R1 recipe (paper section 2.3), from the same base:
+  cold_start            sft on the cold-start rows (DATA/cold_start/*.jsonl, R1's format)
+  reasoning_rl          grpo: accuracy + R1 format + language consistency (en, by script)
+  rejection_sampling    sample 4 per MATH/GSM8K train prompt at T=1.0, keep correct,
+                        R1-format, single-language CoTs without long paragraphs or code
+  sft                   from the *base*, 2 epochs (paper) on rejection-sampled rows and
+                        the non-reasoning rows (DATA/non_reasoning/*.jsonl) at 3:1
+                        (the paper's ~600k : ~200k)
+  reward_model_helpful  Bradley-Terry on DATA/preferences/*.jsonl, reading the summary
+  reward_model_harmless the same, reading the whole response
+  rl_all                grpo on reasoning and general prompts (DATA/general/*.jsonl, rows
+                        with "type": "general") 1:1, rule rewards for the first, the two
+                        reward models for the second; temperature 0.7 (paper)
+  r1_final              evaluate, with helpfulness/harmlessness on held-out requests
+The data files are the user's (JSONL row formats: r1jax/data/file_tasks.py); none ships.
+The tests build this config at full size (671B parameters by `jax.eval_shape`, mesh
+checked for 1024 chips, every stage's checks) and AOT-compile its GRPO step, its
+reward-model step and its sampler with the model scaled down (`:aot_test`, 8 CPU
 devices).
 
 Command:
@@ -66,9 +80,21 @@ PROMPT_TOKENS = 1024  # Padded prompt bucket of the memory estimate (P; P + C = 
 def get_config(arg=None):
   c = configs.run_config(init="hf:gs://BUCKET/DeepSeek-V3-Base",  # FP8, dequantised on load
                          data_dir="gs://BUCKET/r1jax_data")
-  c.stages = ("base", "r1_zero", "final")
+  c.stages = ("base", "r1_zero", "final", "cold_start", "reasoning_rl",
+              "rejection_sampling", "sft", "reward_model_helpful", "reward_model_harmless",
+              "rl_all", "r1_final")
   for name in ("gsm8k", "math", "math500"):
     c.tasks[name] = tasks.config(name, template="r1_zero")
+    # The same problems in R1's plain prompt, English by Unicode script (language reward).
+    c.tasks[name + "_r1"] = tasks.config(name, template="r1", language="en")
+  jsonl = lambda d: tasks.config("jsonl", template="r1", train=f"{{data_dir}}/{d}/train*.jsonl",
+                                 test=f"{{data_dir}}/{d}/test*.jsonl")
+  c.tasks.cold_start = jsonl("cold_start")  # {"prompt", "completion"} in R1's format
+  c.tasks.non_reasoning = jsonl("non_reasoning")  # {"prompt", "completion"}
+  c.tasks.preferences = jsonl("preferences")  # {"prompt", "chosen", "rejected", "preference"}
+  c.tasks.general = jsonl("general")  # {"prompt", "answer": "", "type": "general"}
+  c.tasks.rs = tasks.config("jsonl", template="r1",
+                            train="{workdir}/rejection_sampling/samples/*.jsonl")
   c.model = presets.deepseek_v3()  # f32 master weights, bf16 activations, remat.
   c.mesh = configs.mesh_config(data=1, fsdp=8, expert=16, tensor=8)
 
@@ -84,6 +110,52 @@ def get_config(arg=None):
       optimizer=dict(learning_rate=3e-6, warmup_steps=10, b2=0.95, weight_decay=0.1))
   c.final = stages.config("evaluate", input="r1_zero", **evaluation)
 
+  # The R1 recipe. Optimiser settings follow r1_zero's where the paper gives none.
+  opt = dict(learning_rate=3e-6, warmup_steps=10, b2=0.95, weight_decay=0.1)
+  c.cold_start = stages.config("sft", input="init", train=("cold_start:train",), epochs=2.0,
+                               batch_size=128, seq_len=8192, checkpoint_every=100,
+                               optimizer=dict(opt, learning_rate=1e-5))
+  rl = dict(batch_prompts=8, max_new_tokens=7168, reward_workers=32, checkpoint_every=50,
+            eval_every=200, optimizer=opt)
+  r1_eval = dict(evaluation, tasks=("math500_r1:test",))
+  c.reasoning_rl = stages.config(
+      "grpo", input="cold_start", train=("gsm8k_r1:train", "math_r1:train"), steps=4000,
+      curve=dict(r1_eval, num_problems=128, k=4), **rl)
+  c.reasoning_rl.reward_weights = configs.ConfigDict(
+      {"accuracy": 1.0, "r1_format": 0.1, "language": 1.0})
+  c.rejection_sampling = stages.config(
+      "sample", input="reasoning_rl", prompts=("math_r1:train", "gsm8k_r1:train"),
+      samples_per_prompt=4, temperature=1.0, max_new_tokens=7168, batch_rows=1024,
+      shard_prompts=256, reward_workers=32, drop_mixed_language=True,
+      max_paragraph_chars=2000, drop_code_blocks=True)
+  c.rejection_sampling.reward_weights = configs.ConfigDict(
+      {"accuracy": 1.0, "r1_format": 0.0, "language": 0.0})
+  c.rejection_sampling.require_r1_format = True
+  c.sft = stages.config("sft", input="init", train=("rs:train", "non_reasoning:train"),
+                        train_weights=(0.75, 0.25), epochs=2.0,  # paper: 2 epochs
+                        batch_size=128, seq_len=8192, checkpoint_every=100,
+                        optimizer=dict(opt, learning_rate=1e-5))
+  rm = dict(input="sft", pairs=("preferences:train",), heldout=("preferences:test",),
+            epochs=1.0, batch_pairs=64, seq_len=8192, eval_rows=128, checkpoint_every=100,
+            optimizer=dict(opt, learning_rate=1e-6))
+  c.reward_model_helpful = stages.config("reward_model", preference="helpful",
+                                         view="summary", **rm)
+  c.reward_model_harmless = stages.config("reward_model", preference="harmless",
+                                          view="response", **rm)
+  general_eval = dict(general=("general:test",), helpfulness_rm="reward_model_helpful",
+                      harmlessness_rm="reward_model_harmless")
+  c.rl_all = stages.config(
+      "grpo", input="sft", train=("math_r1:train", "general:train"), train_weights=(1, 1),
+      temperature=0.7, steps=2000,  # paper: 0.7 in this stage
+      curve=dict(r1_eval, num_problems=128, k=4, **general_eval), **rl)
+  c.rl_all.reward_weights = configs.ConfigDict(
+      {"accuracy": 1.0, "r1_format": 0.1, "language": 1.0})
+  c.rl_all.reward_weights_by_type = configs.ConfigDict({"general": {
+      "helpful_rm": 1.0, "harmless_rm": 1.0}})
+  c.rl_all.reward_models = configs.ConfigDict({"helpful_rm": "reward_model_helpful",
+                                               "harmless_rm": "reward_model_harmless"})
+  c.r1_final = stages.config("evaluate", input="rl_all", **r1_eval, **general_eval)
+
   if arg == "aot_test":
     # Same structure (MLA with q-LoRA, yarn, grouped routing, shared expert, dense-first
     # layers), tiny sizes; a 2x2x2 mesh over 8 simulated CPU devices.
@@ -93,8 +165,15 @@ def get_config(arg=None):
         moe=dict(n_routed_experts=8, n_group=4, topk_group=2, num_experts_per_tok=2,
                  first_k_dense_replace=1, routed_scaling_factor=2.5))
     c.mesh = configs.mesh_config(data=1, fsdp=2, expert=2, tensor=2)
-    c.r1_zero.batch_prompts, c.r1_zero.group_size, c.r1_zero.max_new_tokens = 2, 4, 16
-    for s in (c.base, c.final, c.r1_zero.curve):
+    for s in (c.r1_zero, c.reasoning_rl, c.rl_all):
+      s.batch_prompts, s.group_size, s.max_new_tokens = 2, 4, 16
+    for s in (c.cold_start, c.sft):
+      s.batch_size, s.seq_len = 8, 32
+    for s in (c.reward_model_helpful, c.reward_model_harmless):
+      s.batch_pairs, s.seq_len, s.eval_rows = 4, 32, 8
+    c.rejection_sampling.update(max_new_tokens=16, batch_rows=8)
+    for s in (c.base, c.final, c.r1_final, c.r1_zero.curve, c.reasoning_rl.curve,
+              c.rl_all.curve):
       s.max_new_tokens, s.batch_rows = 16, 8
   elif arg not in (None, ""):
     raise ValueError(f"Unknown config arg {arg!r}; allowed: '' or 'aot_test'.")

@@ -38,6 +38,10 @@ class Task:
     c = configs.ConfigDict()
     c.kind = cls.KIND
     c.template = "r1_zero"  # r1jax.data.templates.TEMPLATES
+    # The language of problems that name none ('' = none), e.g. 'en' for English math
+    # with the language-consistency reward; identified by Unicode script by default.
+    c.language = ""
+    c.language_identifier = "script"  # 'script' (real text) or 'words' (synthetic world)
     return c
 
   def check_split(self, split: str) -> None:
@@ -53,7 +57,13 @@ class Task:
     self.check_split(split)
     key = ("problems", split)
     if key not in self._cache:
-      self._cache[key] = self._problems(split)
+      rows = self._problems(split)
+      lang = self.cfg.get("language")
+      if lang:
+        rows = [r if r.get("language") else
+                {**r, "language": lang, "language_identifier": self.cfg.language_identifier}
+                for r in rows]
+      self._cache[key] = rows
     return self._cache[key]
 
   def sft_examples(self, split: str) -> Sequence[Example]:
