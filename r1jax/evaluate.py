@@ -22,6 +22,8 @@ answers, verdicts, token counts). A killed evaluation resumes: problems already 
 problems.jsonl are not redone, and every chunk of problems samples from a key that
 depends on its position only, so the result equals an uninterrupted run. A rerun with
 other settings (OUT/<task>/protocol.json) is refused rather than mixed in.
+`--lenient_extraction` also reads answers given without answer tags or a box (for models
+that do not use them; see r1jax.rewards.math_equiv); it is part of the protocol.
 """
 
 from __future__ import annotations
@@ -54,6 +56,10 @@ _TEMPLATE = flags.DEFINE_enum(
 _BATCH_ROWS = flags.DEFINE_integer("batch_rows", 64, "Sequences per sampler call.")
 _SEED = flags.DEFINE_integer("seed", 0, "Sampling seed.")
 _MAX_SEQ_LEN = flags.DEFINE_integer("max_seq_len", 4096, "Context of HF checkpoints.")
+_LENIENT = flags.DEFINE_bool(
+    "lenient_extraction", False, "Also read answers given without answer tags or a box "
+    "(\"the answer is X\", \"final answer: X\", the last math expression): "
+    "r1jax.rewards.math_equiv.extract_answer(lenient=True). Off by default, as in rewards.")
 _CACHE = flags.DEFINE_string("compilation_cache", r1jax.COMPILATION_CACHE,
                              "JAX's persistent compilation cache; '' = off.")
 
@@ -137,8 +143,8 @@ def _check_protocol(d: str, protocol: dict[str, Any]) -> None:
 
 def evaluate_task(run: Any, ref: str, params: Any, source: Any, tok: Any, *, k: int,
                   temperature: float, top_p: float, max_new_tokens: int,
-                  num_problems: int, batch_rows: int, crash_after_chunks: int | None = None
-                  ) -> dict[str, Any]:
+                  num_problems: int, batch_rows: int, crash_after_chunks: int | None = None,
+                  lenient_extraction: bool = False) -> dict[str, Any]:
   """Samples (resuming), records and scores one task; returns its report entry."""
   from r1jax.eval import evaluate as eval_lib
 
@@ -150,7 +156,8 @@ def evaluate_task(run: Any, ref: str, params: Any, source: Any, tok: Any, *, k: 
   _check_protocol(d, {"checkpoint": source.ref, "k": k, "temperature": temperature,
                       "top_p": top_p, "max_new_tokens": max_new_tokens,
                       "template": task.cfg.template, "seed": run.config.seed,
-                      "batch_rows": batch_rows, "num_problems": len(probs)})
+                      "batch_rows": batch_rows, "num_problems": len(probs),
+                      "lenient_extraction": lenient_extraction})
   path = os.path.join(d, "problems.jsonl")
   done = _read_records(path)
   with open(path, "w") as f:  # rewrite the intact records (drops a torn line)
@@ -171,7 +178,8 @@ def evaluate_task(run: Any, ref: str, params: Any, source: Any, tok: Any, *, k: 
         top_p=top_p, max_new_tokens=max_new_tokens, seed=run.config.seed,
         batch_rows=len(idx) * k, mesh=run.mesh, rules=run.rules, prepared=True,
         first_chunk=c)
-    verdicts = judge(task.KIND, texts, [probs[i] for i in idx for _ in range(k)])
+    verdicts = judge(task.KIND, texts, [probs[i] for i in idx for _ in range(k)],
+                     lenient=lenient_extraction)
     with open(path, "a") as f:
       for j, i in enumerate(idx):
         s = slice(j * k, (j + 1) * k)
@@ -194,11 +202,12 @@ def evaluate_task(run: Any, ref: str, params: Any, source: Any, tok: Any, *, k: 
   records = _read_records(path)
   entry = report_entry([records[i] for i in range(len(probs))], k, task.KIND)
   entry.update({"temperature": temperature, "top_p": top_p,
-                "max_new_tokens": max_new_tokens, "template": task.cfg.template})
+                "max_new_tokens": max_new_tokens, "template": task.cfg.template,
+                "lenient_extraction": lenient_extraction})
   return entry
 
 
-def judge(kind: str, texts: list[str], problems: list[dict[str, Any]]
+def judge(kind: str, texts: list[str], problems: list[dict[str, Any]], lenient: bool = False
           ) -> list[tuple[str | None, bool]]:
   """(extracted answer or program, verdict) per sample: math answers by equivalence with
   the gold answer, code by running the problem's tests in the sandbox (all must pass)."""
@@ -209,7 +218,7 @@ def judge(kind: str, texts: list[str], problems: list[dict[str, Any]]
   from r1jax.rewards.math_equiv import extract_answer, is_equiv
   out = []
   for t, p in zip(texts, problems):
-    a = extract_answer(t)
+    a = extract_answer(t, lenient=lenient)
     out.append((a, a is not None and is_equiv(a, p["answer"])))
   return out
 
@@ -263,8 +272,8 @@ def write_report(workdir: str, checkpoint: str, report: dict[str, Any]) -> None:
 def run_harness(checkpoint: str, task_refs: list[str], *, data_dir: str, workdir: str,
                 k: int, temperature: float, top_p: float, max_new_tokens: int,
                 num_problems: int, template: str, batch_rows: int, seed: int,
-                max_seq_len: int, crash_after_chunks: int | None = None
-                ) -> dict[str, Any]:
+                max_seq_len: int, crash_after_chunks: int | None = None,
+                lenient_extraction: bool = False) -> dict[str, Any]:
   """Evaluates `checkpoint` on every task; writes and returns the report."""
   from r1jax.stages import evaluate as evaluate_stage
 
@@ -286,7 +295,8 @@ def run_harness(checkpoint: str, task_refs: list[str], *, data_dir: str, workdir
     report[ref] = evaluate_task(run, ref, params, source, tok, k=k, temperature=temperature,
                                 top_p=top_p, max_new_tokens=max_new_tokens,
                                 num_problems=num_problems, batch_rows=batch_rows,
-                                crash_after_chunks=crash_after_chunks)
+                                crash_after_chunks=crash_after_chunks,
+                                lenient_extraction=lenient_extraction)
     _log(f"{ref}: pass@1 {report[ref]['pass@1']:.3f}  cons@{k} {report[ref]['cons@k']:.3f}"
          f"  ({report[ref]['num_problems']} problems)")
   write_report(workdir, checkpoint, report)
@@ -314,7 +324,8 @@ def main(argv: list[str]) -> None:
                 num_problems=_NUM_PROBLEMS.value, template=_TEMPLATE.value,
                 batch_rows=_BATCH_ROWS.value, seed=_SEED.value,
                 max_seq_len=_MAX_SEQ_LEN.value,
-                crash_after_chunks=int(crash) if crash else None)
+                crash_after_chunks=int(crash) if crash else None,
+                lenient_extraction=_LENIENT.value)
   except (configs.ConfigError, common.StageError, FileNotFoundError) as e:
     print(f"FATAL {type(e).__name__}: {e}", file=sys.stderr)
     sys.exit(1)

@@ -98,26 +98,71 @@ def _last_boxed(s: str) -> str | None:
   return None
 
 
-def extract_answer(completion: str) -> str | None:
-  """Return the answer a completion commits to (see module docstring), or None."""
+LENIENT_TAIL = 5000  # lenient extraction reads the last characters only
+# "The answer is 5", "Final answer: 5", "**Answer:** 5", GSM8K's "#### 5".
+_PHRASE_RE = re.compile(r"\banswer\b(?:\s+is)?\s*\**\s*[:=]|\banswer\s+is\b|####", re.I)
+_MATH_SPAN_RE = re.compile(
+    r"\$\$(.{1,500}?)\$\$|(?<!\\)\$(.{1,500}?)(?<!\\)\$|\\\((.{1,500}?)\\\)|\\\[(.{1,500}?)\\\]", re.S)
+_NUMBER_RE = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?(?![\d,]\d)")
+_SENTENCE_END_RE = re.compile(r"\n|\.(?:\s|$)|\*\*")
+
+
+def _phrase_answer(text: str) -> str | None:
+  """The value after the last "answer is" / "answer:" / "####" phrase, or None."""
+  phrases = list(_PHRASE_RE.finditer(text))
+  if not phrases:
+    return None
+  rest = text[phrases[-1].end():].lstrip(" \t*:")
+  m = _MATH_SPAN_RE.match(rest)
+  if m:
+    return next(g for g in m.groups() if g is not None)
+  end = _SENTENCE_END_RE.search(rest)
+  return rest[: end.start() if end else 200][:200]
+
+
+def _last_math(text: str) -> str | None:
+  """The last math span ($..$, \\(..\\), \\[..\\]) or bare number, whichever is later."""
+  spans = list(_MATH_SPAN_RE.finditer(text))
+  masked = text
+  for m in spans:
+    masked = masked[: m.start()] + " " * (m.end() - m.start()) + masked[m.end():]
+  numbers = list(_NUMBER_RE.finditer(masked))
+  if numbers and (not spans or numbers[-1].start() > spans[-1].end()):
+    return numbers[-1].group(0)
+  if spans:
+    return next(g for g in spans[-1].groups() if g is not None)
+  return None
+
+
+def extract_answer(completion: str, *, lenient: bool = False) -> str | None:
+  """Return the answer a completion commits to (see math_equiv's docstring), or None.
+
+  `lenient` (evaluation only, off for rewards) also reads answers given without tags or a
+  box: after "the answer is" / "answer:" / "####", else the last math expression.
+  """
   if not isinstance(completion, str):
     return None
   try:
-    content = None
-    close = completion.rfind("</answer>")
-    if close != -1:
-      open_ = completion.rfind("<answer>", 0, close)
-      if open_ != -1:
-        content = completion[open_ + len("<answer>") : close]
-    if content is not None:
-      boxed = _last_boxed(content)
-      ans = boxed if boxed is not None else content
-    else:
-      ans = _last_boxed(completion)
-      if ans is None:
-        return None
+    ans = _strict(completion)
+    if ans is None and lenient:
+      tail = completion[-LENIENT_TAIL:]
+      ans = _phrase_answer(tail)
+      ans = ans if ans and ans.strip() else _last_math(tail)
+    if ans is None:
+      return None
     ans = ans.strip()
     return ans or None
   except Exception:  # pragma: no cover - defensive
     return None
 
+
+def _strict(completion: str) -> str | None:
+  """The last answer tags' content (its last box, if any), else the last box, or None."""
+  close = completion.rfind("</answer>")
+  if close != -1:
+    open_ = completion.rfind("<answer>", 0, close)
+    if open_ != -1:
+      content = completion[open_ + len("<answer>") : close]
+      boxed = _last_boxed(content)
+      return boxed if boxed is not None else content
+  return _last_boxed(completion)

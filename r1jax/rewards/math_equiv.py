@@ -3,7 +3,8 @@
 This module is the "accuracy" half of the R1-Zero rule-based reward. It has
 two public functions:
 
-* ``extract_answer(completion)`` -- the answer a completion commits to.
+* ``extract_answer(completion, *, lenient=False)`` -- the answer a completion
+  commits to.
 * ``is_equiv(pred, gold, *, timeout_s=2.0)`` -- whether two answers are the
   same mathematical object.
 
@@ -19,8 +20,16 @@ Extraction
   spaces, math delimiters or ``x =`` (``$\\boxed{1}$ and $\\boxed{2}$``) is one
   list answer, ``1, 2``; boxes with other text between them are not (``\\boxed{3}
   then \\boxed{4}`` is ``4``). Without answer tags and without a box, the result
-  is ``None`` (no "last number" guessing).
+  is ``None`` (no "last number" guessing, unless ``lenient``: below).
 * Surrounding whitespace is stripped; an empty answer is ``None``.
+* ``extract_answer(completion, lenient=True)`` is for *evaluating* models that do
+  not use answer tags or a box; it is off by default and never used for rewards
+  (RL must not be paid for an answer the model did not mark). When the strict
+  rules above find nothing it reads the last 5000 characters: the value after the
+  last "the answer is" / "answer:" / "answer =" / ``####`` (a ``$..$`` or ``\\(..\\)``
+  span right after it, else the rest of the sentence), else the last math span
+  (``$..$``, ``$$..$$``, ``\\(..\\)``, ``\\[..\\]``) or bare number, whichever comes
+  later. ``python -m r1jax.evaluate --lenient_extraction`` selects it.
 
 Equivalence conventions
 -----------------------
