@@ -145,7 +145,7 @@ def extract_answer(completion: str, *, lenient: bool = False) -> str | None:
   try:
     ans = _strict(completion)
     if ans is None and lenient:
-      tail = completion[-LENIENT_TAIL:]
+      tail = _before_unfinished(completion[-LENIENT_TAIL:])
       ans = _phrase_answer(tail)
       ans = ans if ans and ans.strip() else _last_math(tail)
     if ans is None:
@@ -154,6 +154,15 @@ def extract_answer(completion: str, *, lenient: bool = False) -> str | None:
     return ans or None
   except Exception:  # pragma: no cover - defensive
     return None
+
+
+def _before_unfinished(text: str) -> str:
+  """Text before an unclosed <answer> or an unbalanced box: what follows is unfinished."""
+  open_ = text.rfind("<answer>")
+  if open_ != -1 and text.find("</answer>", open_) == -1:
+    text = text[:open_]
+  m = BOX_RE.search(text)  # with no balanced box anywhere, every box is unfinished
+  return text[: m.start()] if m else text
 
 
 def _strict(completion: str) -> str | None:

@@ -25,7 +25,8 @@ Extraction
 * ``extract_answer(completion, lenient=True)`` is for *evaluating* models that do
   not use answer tags or a box; it is off by default and never used for rewards
   (RL must not be paid for an answer the model did not mark). When the strict
-  rules above find nothing it reads the last 5000 characters: the value after the
+  rules above find nothing it reads the last 5000 characters, up to an unclosed
+  ``<answer>`` or an unbalanced box (what follows is unfinished): the value after the
   last "the answer is" / "answer:" / "answer =" / ``####`` (a ``$..$`` or ``\\(..\\)``
   span right after it, else the rest of the sentence), else the last math span
   (``$..$``, ``$$..$$``, ``\\(..\\)``, ``\\[..\\]``) or bare number, whichever comes

@@ -40,7 +40,10 @@ def test_lenient_reads_answers_without_tags_or_box(text, expected):
     [
         ("The answer is 5, or so I thought; \\boxed{6}", "6"),  # a box wins
         ("the answer is 5 <answer>7</answer>", "7"),  # answer tags win
-        ("<answer>unclosed 5", "5"),  # no complete tags: the last number
+        ("<answer>unclosed 5", None),  # truncated inside the answer: unfinished
+        ("So 3 + 4 = 7. <answer>1", "7"),
+        ("Hence the area is \\boxed{12", None),  # truncated inside the box
+        ("The area is 12, so \\boxed{1", "12"),
         ("no numbers here", None),
         ("The answer is", None),
         ("", None),
