@@ -262,11 +262,14 @@ def _relation(segs: list[str], ops: list[str], depth: int) -> tuple:
     return node
   if _label(lhs, value):
     return ("assign", lhs.replace(" ", ""), node)
-  if not _has_letters(lhs):
-    return node  # "5 + 6 = 11": the last right-hand side
   if len(segs) == 2 and not approx:
-    return ("rel", "=", lhs, value)  # an equation: "y = 2x + 1", "x + y = 5"
-  raise ValueError("chained equation of unknowns")
+    if not _has_letters(lhs) and _label(value, lhs):  # "5 = x"
+      return ("assign", value.replace(" ", ""), parse_struct(lhs, depth + 1))
+    if _has_letters(lhs) or _has_letters(value):
+      return ("rel", "=", lhs, value)  # an equation: "y = 2x + 1", "3 = 2x - 1"
+  elif _has_letters(lhs):
+    raise ValueError("chained equation of unknowns")
+  return node  # "5 + 6 = 11", "x = 5 + 6 = 11": the last right-hand side
 
 
 _MC_BARE_RE = re.compile(r"\(?([A-J])\)?")

@@ -68,9 +68,10 @@ Both sides go through the same normalisation, then are compared structurally:
   ``\\overline{AB}``, ``m\\angle ABC``, ``[ABC]``: 2-5 capitals) or a name with a
   braced subscript (``h_{\\max}``) -- when ``rhs`` has no letters (``AB = 4`` equals
   ``4``; ``xy = 4`` and ``AB = x`` stay equations); ``= 12`` is ``12``. A chain
-  ``x = 5 + 6 = 11`` is judged by its last right-hand side (``x = 11``), also when
-  its left side is a number (``5 + 6 = 11`` is ``11``); a chain whose left side
-  has unknowns but is not a name (``2x = 4 = 2``) is rejected. Two
+  ``x = 5 + 6 = 11`` is judged by its last right-hand side (``x = 11``), and so is
+  an equation of numbers (``5 + 6 = 11`` is ``11``; ``5 = x`` is ``x = 5``); a
+  chain whose left side has unknowns but is not a name (``2x = 4 = 2``) is
+  rejected. Two
   equations with the same name on the left compare their right-hand sides.
   Otherwise two equations are equal when ``(l1 - r1) / (l2 - r2)`` is a nonzero
   constant (``y = 2x+1`` equals ``2x+1 = y`` and ``2y = 4x + 2``); inequalities

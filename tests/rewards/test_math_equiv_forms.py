@@ -42,6 +42,10 @@ ACCEPTED = [
     ("f(2) = 2^2 + 1 = 5", "5"),
     ("5 + 6 = 11", "11"),
     ("x = \\frac{6}{4} = \\frac{3}{2}", "1.5"),
+    ("5 = x", "x = 5"),  # a plain equation, either way round
+    ("5 = x", "5"),
+    ("3 = 2x - 1", "2x - 1 = 3"),
+    ("3 = 2x - 1", "x = 2"),
     # approximations
     ("\\approx 3.14", "3.14"),
     ("x \\approx 3.14", "3.14"),
@@ -122,6 +126,8 @@ REJECTED = [
     ("xy = 4", "4"),  # an equation in lower-case unknowns
     ("AB = x", "x"),  # a right side with letters: an equation
     ("x + y = 5", "5"),
+    ("3 = 2x - 1", "3"),
+    ("3 = 2x - 1", "2x - 1 = 4"),
     ("h_{\\text{min}} = 7", "h_{\\text{max}} = 7"),
     ("\\pi = 3.14", "\\pi"),  # judged by its right-hand side, 3.14
 ]
