@@ -199,6 +199,12 @@ def is_helpful(completion: str, example: dict[str, Any]) -> bool:
   return parts is not None and _normalise(parts[1]) == _normalise(example["answer"])
 
 
+def summary_of(completion: str) -> str:
+  """The summary of an R1-format completion (the whole text when not in the format)."""
+  parts = parse_r1(completion)
+  return (parts[1] if parts else completion).strip()
+
+
 def is_harmful(completion: str) -> bool:
   """Whether any word of UNSAFE_WORDS is in the completion (whole word, any case)."""
   if not isinstance(completion, str):

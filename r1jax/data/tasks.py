@@ -262,6 +262,20 @@ class General(Task):
   def corpus_texts(self, n: int) -> list[str]:
     return self.world.corpus_texts(self.seed, n, self.cfg.languages)
 
+  def corpus_examples(self, rng: np.random.Generator, n: int) -> list[tuple[str, str]]:
+    """(prompt, plain answer) of `n` fresh train requests, for a base model's corpus:
+    the SFT rows' distribution (flaws included, as in web text) without R1's format,
+    the answer alone (a base model has not seen the reasoning/summary format)."""
+    c = self.cfg
+    rows = self.world.sft_examples(int(rng.integers(2**31)), n, languages=c.languages,
+                                   unhelpful_fraction=c.unhelpful_fraction,
+                                   harmful_fraction=c.harmful_fraction)
+    return [(self.prompt(r["question"]), " " + self.world.summary_of(r["completion"]))
+            for r in rows]
+
+  def longest_examples(self, n: int = 512) -> list[tuple[str, str]]:
+    return self.corpus_examples(np.random.default_rng(self.seed + 99), n)
+
 
 KINDS: dict[str, type[Task]] = {c.KIND: c for c in (Synthetic, GSM8K, MATH, MATH500, Jsonl,
                                                     Code, General)}

@@ -17,7 +17,7 @@ from absl import logging
 
 from r1jax import configs
 from r1jax import tokenizer as tokenizer_lib
-from r1jax.data import tasks as tasks_lib
+from r1jax.data import streams
 from r1jax.stages import common
 from r1jax.train import loop
 from r1jax.train import metrics as metrics_lib
@@ -28,7 +28,8 @@ def default_config() -> configs.ConfigDict:
   c = configs.ConfigDict()
   c.kind = "pretrain"
   c.input = "random"  # Usually fresh weights ('random'); any stage input works.
-  c.train = ()  # One synthetic 'task:train' source, e.g. ('digits:train',).
+  c.train = ()  # Generated 'task:train' corpora, e.g. ('digits:train',).
+  c.train_weights = ()  # Share of each source in every batch (() = one source).
   c.steps = 500  # Optimiser steps.
   c.batch_size = 64  # Sequences per step.
   c.seq_len = 128  # Tokens per sequence (prompt + completion, padded).
@@ -44,9 +45,11 @@ def default_config() -> configs.ConfigDict:
 
 
 def validate(section: Any, where: str, mesh_sizes: dict[str, int]) -> None:
-  if len(section.train) != 1:
-    raise configs.ConfigError(f"{where}.train={tuple(section.train)}: pretraining takes "
-                              f"exactly one synthetic 'task:train' source.")
+  if not section.train or (len(section.train) > 1 and not section.train_weights):
+    raise configs.ConfigError(f"{where}.train={tuple(section.train)}: pretraining takes one "
+                              f"generated 'task:train' corpus, or several with "
+                              f"train_weights.")
+  streams.check_weights(section.train_weights, section.train, f"{where}.train_weights")
   if section.steps < 1 or section.checkpoint_every < 1:
     raise configs.ConfigError(f"{where}: steps and checkpoint_every must be >= 1.")
   if section.model:
@@ -58,24 +61,33 @@ def validate(section: Any, where: str, mesh_sizes: dict[str, int]) -> None:
   common.check_batch(f"{where}.batch_size", section.batch_size, mesh_sizes)
 
 
-def _task(run: common.Run, section: Any, where: str) -> tasks_lib.Synthetic:
-  task, _ = run.tasks.resolve(section.train[0])
-  if not isinstance(task, tasks_lib.Synthetic):
-    raise configs.ConfigError(f"{where}.train={section.train[0]!r}: pretraining needs a "
-                              f"synthetic task (a generated corpus); use an sft stage for "
-                              f"rows from files.")
-  return task
+def _tasks(run: common.Run, section: Any, where: str) -> list[Any]:
+  out = []
+  for ref in section.train:
+    task, _ = run.tasks.resolve(ref)
+    if not hasattr(task, "corpus_examples"):
+      raise configs.ConfigError(f"{where}.train: {ref!r} is a {task.cfg.kind} task; "
+                                f"pretraining needs a generated corpus (synthetic, general); "
+                                f"use an sft stage for rows from files.")
+    out.append(task)
+  return out
 
 
-def check_lengths(section: Any, task: tasks_lib.Synthetic, tok: Any, where: str,
+def _as_list(task: Any) -> list[Any]:
+  return list(task) if isinstance(task, (list, tuple)) else [task]
+
+
+def check_lengths(section: Any, task: Any, tok: Any, where: str,
                   caps: dict[str, int] | None = None) -> int:
-  """Longest prompt + worked completion (with BOS/EOS) over sampled problems.
+  """Longest prompt + worked completion (with BOS/EOS) over sampled problems of the
+  task (or each of a list of tasks).
 
   ConfigError when rows of seq_len + 1 tokens would cut examples; a warning for each
   generation cap in `caps` ({name: max_new_tokens}) shorter than a worked solution.
   """
   longest, longest_completion = 0, 0
-  for prompt, comp in task.longest_examples():
+  examples = [e for t in _as_list(task) for e in t.longest_examples()]
+  for prompt, comp in examples:
     c = len(tok.encode(comp, eos=True))
     longest = max(longest, len(tokenizer_lib.encode_prompt(tok, prompt)) + c)
     longest_completion = max(longest_completion, c)
@@ -91,14 +103,19 @@ def check_lengths(section: Any, task: tasks_lib.Synthetic, tok: Any, where: str,
   return longest
 
 
-def lm_batch(section: Any, task: tasks_lib.Synthetic, tok: Any, seed: int, step: int
+def lm_batch(section: Any, task: Any, tok: Any, seed: int, step: int
              ) -> dict[str, np.ndarray]:
-  """The batch of `step` (a pure function of seed and step: resumable)."""
+  """The batch of `step` (a pure function of seed and step: resumable) from the task
+  (or a list of tasks mixed by section.train_weights, source by source)."""
   rng = np.random.default_rng([seed, step])
   seq = section.seq_len
   tokens = np.full((section.batch_size, seq + 1), tok.pad_id, np.int32)
   mask = np.zeros((section.batch_size, seq), np.float32)
-  for i, (prompt, comp) in enumerate(task.corpus_examples(rng, section.batch_size)):
+  tasks = _as_list(task)
+  counts = (streams.quotas(section.batch_size, section.train_weights) if len(tasks) > 1
+            else [section.batch_size])
+  examples = [e for t, n in zip(tasks, counts) if n for e in t.corpus_examples(rng, n)]
+  for i, (prompt, comp) in enumerate(examples):
     pi = tokenizer_lib.encode_prompt(tok, prompt)
     ci = tok.encode(comp, eos=True)
     ids = (pi + ci)[: seq + 1]
@@ -120,7 +137,7 @@ def generation_caps(run: common.Run) -> dict[str, int]:
 
 
 def run(run: common.Run, name: str, section: Any, source: common.Source) -> common.Output:
-  task = _task(run, section, name)
+  task = _tasks(run, section, name)
   if section.model:  # validate() made sure the input is 'random'
     source = dataclasses.replace(source, model_config=section.model)
   tok = run.tokenizer(source.tokenizer)
