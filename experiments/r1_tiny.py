@@ -1,5 +1,6 @@
-r"""DeepSeek-R1 stages 1-2 in miniature: cold start and reasoning RL with the
-language-consistency reward, against R1-Zero (pure RL), in a world of two languages.
+r"""The whole DeepSeek-R1 recipe in miniature, against R1-Zero (pure RL), in a world of
+two languages: cold start, reasoning RL with the language-consistency reward (and its
+ablation), rejection sampling + SFT from the base, reward models, RL for all scenarios.
 
 Command:
   python -m r1jax.main --config=experiments/r1_tiny.py --workdir=/tmp/r1_tiny
@@ -9,12 +10,22 @@ Arms (eval.json keys "<arm>/<stage>"; every arm gets the same RL budget: 60 step
   r1_zero                base -> GRPO (accuracy + format rewards) in R1-Zero's template
   r1                     base -> cold-start SFT -> GRPO (accuracy + R1 format + language
                          consistency, summed as in the paper, weights 1, 0.1, 1)
+                         -> rejection sampling (8000 prompts x 4 at T=1; the paper's
+                         filters) -> SFT from the *base*, 2 epochs, on those rows and
+                         non-reasoning rows 3:1 -> reward models (helpfulness reads the
+                         summary, harmlessness the whole response; Bradley-Terry, from
+                         the SFT) -> RL for all scenarios (40 steps, reasoning and
+                         general prompts 1:1, rule rewards / the two RMs, T=0.7)
   r1_no_language_reward  the same cold start -> GRPO without the language reward
-Stages: pretrain_base -> base (eval) -> r1_zero -> r1_zero_final (eval); pretrain_base
--> cold_start (sft) -> cold_start_eval -> reasoning_rl -> reasoning_rl_eval, and
-cold_start -> reasoning_rl_no_language_reward -> its eval.
-Hardware: 2 CPU cores. Runtime: 6.6-7.1 minutes on a 2-core AMD EPYC with AVX-512; the
-README has the measured table (`benchmarks/r1_tiny_seeds.py`).
+Every evaluation (run last, so the RMs score each) also reports, on 100 held-out
+general requests x k, `helpfulness_rm` / `harmlessness_rm` (mean RM scores) and the
+world's rule checks `helpfulness_rule` (summary exactly the request's answer) and
+`harmful_rate` (an unsafe word anywhere); the RMs' held-out pairwise accuracy is under
+"r1/reward_model_helpful" and "r1/reward_model_harmless". Plots: accuracy.png,
+language_mixing.png, response_length.png (RL curves), stages.png (metrics by stage).
+Hardware: 2 CPU cores. Runtime: ~10 minutes on a 2-core AMD EPYC with AVX-512 (stages
+1-2 alone took 6.6-7.1); the README has the measured table
+(`benchmarks/r1_tiny_seeds.py`).
 
 The world (r1jax/data/bilingual.py): the last-digit problems of experiments/r1_zero_tiny.py
 posed in English or in 've', an invented language with its own number words and
@@ -40,6 +51,20 @@ What was tuned, on seed 0, before the 3-seed measurement (every setting measured
     not be tested. en-only rows made the model reason in en on every ve prompt, so the
     language reward never saw a ve CoT to reinforce (100% of ve samples mixed in both
     arms). 95% en leaves a few en CoTs on ve prompts, as R1's cold start did.
+Stages 3-4's world (r1jax/data/general.py): general requests (greet, copy, translate a
+number word, say who it is, refuse to tell the secret code), in en and ve, answered
+with a one-sentence reasoning and a summary. What was engineered, and why:
+  - the general SFT rows are noisy on purpose (30% of non-leaking rows verbose or
+    wrong, 30% of secret requests leak the secret, half in the reasoning only), standing
+    in for DeepSeek-V3's imperfect SFT data, so that RL with reward models has
+    something to fix; preference pairs carry 10% label noise (held-out pairs none).
+  - the base's corpus holds general requests with plain answers (30% of rows; no R1
+    format): without it the SFT model got 0% of copy requests right (seed 0); with 20%
+    of the rows for 500 steps, 24%; here 30% for 600 steps.
+  - rl_all's KL weight is 0.01 (paper: 0.001): at 0.001 the policy lost the SFT's
+    copying within 40 steps (copy requests 24% -> 2% right) while the helpfulness RM,
+    which cannot check a copy word by word, scored it higher: reward hacking, visible
+    as `reward/helpful_rm_mean` rising while `reward/helpful_rule_mean` falls.
 Metrics (every evaluation): pass@1 over k samples at T=0.6 / top-p 0.95, cons@k,
 `language_mixing` (share of samples whose CoT has a word of another language than the
 prompt's), `readability` (share in R1's format with a reasoning, a summary and every
@@ -76,10 +101,14 @@ def get_config(arg=None):
   c.tasks.digits_r1 = tasks.config("synthetic", template="r1", output_format="r1",
                                    num_sft=3000, sft_language_shares=(0.95, 0.05), **world)
 
+  # Rejection-sampling prompts: 8000 train problems in R1's prompt (the paper samples
+  # every reasoning prompt; one correct CoT per prompt survives the duplicate filter).
+  c.tasks.digits_rs = tasks.config("synthetic", template="r1", output_format="r1",
+                                   num_sft=8000, **world)
   # General (non-reasoning) requests: greet, copy, translate, identity, secret
   # (r1jax/data/general.py): RL prompts, noisy SFT rows and preference pairs.
-  c.tasks.general = tasks.config("general", num_train=2000, num_test=200, num_sft=1000,
-                                 num_pairs=3000, num_heldout_pairs=400, label_noise=0.1)
+  c.tasks.general = tasks.config("general", num_train=2000, num_test=100, num_sft=3000,
+                                 num_pairs=8000, num_heldout_pairs=400, label_noise=0.1)
   # Rejection-sampled rows (written by the rejection_sampling stage).
   c.tasks.rs = tasks.config("jsonl", template="r1",
                             train="{workdir}/rejection_sampling/samples/*.jsonl")
@@ -108,10 +137,13 @@ def get_config(arg=None):
             optimizer=dict(learning_rate=5e-5, warmup_steps=3))
   curve = dict(num_problems=64, k=4)
 
+  # The base's corpus: the reasoning task, and general requests with plain answers (a
+  # base model has read general text; without it no SFT of this size teaches copying).
   c.pretrain_base = stages.config(
-      "pretrain", input="random", train=("digits:train",), steps=500, batch_size=64,
+      "pretrain", input="random", train=("digits:train", "general:train"),
+      train_weights=(0.7, 0.3), steps=600, batch_size=64,
       seq_len=96, checkpoint_every=100,
-      optimizer=dict(learning_rate=3e-3, warmup_steps=30, decay_steps=470))
+      optimizer=dict(learning_rate=3e-3, warmup_steps=30, decay_steps=570))
   c.base = stages.config("evaluate", input="pretrain_base", **zero_eval)
 
   # Arm r1_zero: pure RL on the base, rule rewards only (paper section 2.2).
@@ -149,9 +181,8 @@ def get_config(arg=None):
   # Stage 3 (section 2.3.3): sample the reasoning-RL checkpoint, keep correct, readable
   # samples (the paper's filters), add non-reasoning rows, fine-tune the *base* 2 epochs.
   c.rejection_sampling = stages.config(
-      "sample", input="reasoning_rl", prompts=("digits_r1:train",), num_prompts=2000,
-      samples_per_prompt=4, temperature=1.0, max_new_tokens=56, batch_rows=512,
-      shard_prompts=500, require_correct=True, drop_mixed_language=True,
+      "sample", input="reasoning_rl", prompts=("digits_rs:train",), samples_per_prompt=4,
+      temperature=1.0, max_new_tokens=56, batch_rows=512, shard_prompts=1000, require_correct=True, drop_mixed_language=True,
       max_paragraph_chars=400, drop_code_blocks=True)
   c.rejection_sampling.reward_weights = configs.ConfigDict(  # the scores kept with a row
       {"accuracy": 1.0, "r1_format": 0.0, "language": 0.0})
@@ -161,13 +192,13 @@ def get_config(arg=None):
       train_weights=(0.75, 0.25),  # reasoning : non-reasoning rows (paper: 600k : 200k)
       heldout=("digits_r1:test",), epochs=2.0, batch_size=32, seq_len=128,
       checkpoint_every=50, optimizer=dict(learning_rate=2e-3, warmup_steps=10,
-                                          decay_steps=60))
+                                          decay_steps=240))
   c.sft_eval = stages.config("evaluate", input="sft", report_as="r1/sft", **r1_eval,
                              **general_eval)
 
   # Stage 4 (section 2.3.4): reward models from the SFT checkpoint (helpfulness reads the
   # summary, harmlessness the whole response), then RL on reasoning and general prompts.
-  rm = dict(input="sft", pairs=("general:train",), heldout=("general:test",), epochs=2.0,
+  rm = dict(input="sft", pairs=("general:train",), heldout=("general:test",), epochs=3.0,
             batch_pairs=32, seq_len=64, checkpoint_every=100,
             optimizer=dict(learning_rate=1e-3, warmup_steps=10))
   c.reward_model_helpful = stages.config("reward_model", preference="helpful",
@@ -179,6 +210,9 @@ def get_config(arg=None):
   c.rl_all = stages.config(
       "grpo", input="sft", train=("digits_r1:train", "general:train"),
       train_weights=(0.5, 0.5), temperature=0.7,  # paper: 0.7 in this stage
+      # beta 0.01, not the paper's 0.001: at 0.001 the policy drifted from the SFT's
+      # copying within 40 steps, which the helpfulness RM could not see (seed 0).
+      beta=0.01,
       curve={**r1_eval, **curve, **general_eval}, **{**rl, "steps": 40})
   c.rl_all.reward_weights = configs.ConfigDict(
       {"accuracy": 1.0, "r1_format": 0.1, "language": 1.0})
@@ -202,7 +236,8 @@ def get_config(arg=None):
                            num_heldout_pairs=16)
     c.cold_start.steps = c.sft.steps = 3
     c.cold_start.batch_size = c.sft.batch_size = 8
-    c.rejection_sampling.update(num_prompts=8, samples_per_prompt=2, shard_prompts=4)
+    c.tasks.digits_rs.num_sft = 8
+    c.rejection_sampling.update(samples_per_prompt=2, shard_prompts=4)
     # A 6-step base is rarely right or well-formed: keep what it writes.
     c.rejection_sampling.update(require_correct=False, require_r1_format=False,
                                 drop_mixed_language=False, drop_truncated=False)
