@@ -23,7 +23,7 @@ world's rule checks `helpfulness_rule` (summary exactly the request's answer) an
 `harmful_rate` (an unsafe word anywhere); the RMs' held-out pairwise accuracy is under
 "r1/reward_model_helpful" and "r1/reward_model_harmless". Plots: accuracy.png,
 language_mixing.png, response_length.png (RL curves), stages.png (metrics by stage).
-Hardware: 2 CPU cores. Runtime: ~10 minutes on a 2-core AMD EPYC with AVX-512 (stages
+Hardware: 2 CPU cores. Runtime: 10.7-12.1 minutes on a 2-core AMD EPYC with AVX-512 (stages
 1-2 alone took 6.6-7.1); the README has the measured table
 (`benchmarks/r1_tiny_seeds.py`).
 
