@@ -111,6 +111,7 @@ class Run:
     self.tasks = tasks_lib.Registry(config, workdir)
     self._tokenizers: dict[str, Any] = {}
     self._params: dict[str, Any] = {}  # the latest stage's params, kept in memory
+    self.reward_models: dict[Any, Any] = {}  # loaded reward models (stages.reward_model.load)
     self.crash_after_step: int | None = None  # tests: a simulated kill after that step
 
   def stage_dir(self, name: str) -> str:

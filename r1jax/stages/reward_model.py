@@ -87,7 +87,7 @@ def encode_pairs(run: common.Run, refs: Any, section: Any, tok: Any
 def load(run: common.Run, name: str, *, batch_rows: int = 64) -> rm_rewards.RewardModel:
   """The trained reward model of the finished stage `name`, as a batched scorer (loaded
   once per run)."""
-  cache = run.__dict__.setdefault("_reward_models", {})
+  cache = run.reward_models
   if (name, batch_rows) in cache:
     return cache[(name, batch_rows)]
   out = run.finished(name)
@@ -126,9 +126,7 @@ def run(run: common.Run, name: str, section: Any, source: common.Source) -> comm
   common.log(f"{name}: {data.num_pairs} '{s.preference}' pairs seen as {s.view!r}, {steps} "
              f"steps ({data.epoch_at(steps):.2f} epochs).")
   tx = state_lib.make_optimizer(s.optimizer)
-  body = source.load()
-  if body is None:
-    body = run.params_for_sampling(source)
+  body = run.params_for_sampling(source)  # the input's weights (fresh ones for 'random')
   state, shardings = state_lib.create_train_state(
       mc, tx, run.mesh, run.rules, jax.random.key(run.config.seed + 4),
       rm_lib.with_head(body, mc))
