@@ -1,4 +1,7 @@
-"""Metrics to `metrics.jsonl` (one JSON object per logged step) and TensorBoard."""
+"""Metrics to `metrics.jsonl` (one JSON object per logged step) and TensorBoard.
+
+In a multi-process run every process computes the same rows; process 0 alone writes.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +16,13 @@ class MetricWriter:
   """Appends metrics to DIR/metrics.jsonl and TensorBoard event files in DIR."""
 
   def __init__(self, workdir: str, *, tensorboard: bool = True):
+    import jax  # lazily: this module is imported by tools that never start a backend
+
+    self.primary = jax.process_index() == 0
     os.makedirs(workdir, exist_ok=True)
     self.path = os.path.join(workdir, "metrics.jsonl")
     self._tb = None
-    if tensorboard:
+    if tensorboard and self.primary:
       from tensorboardX import SummaryWriter  # lazily: optional at import time
       self._tb = SummaryWriter(workdir)
 
@@ -25,6 +31,8 @@ class MetricWriter:
     for k, v in metrics.items():
       v = np.asarray(v)
       row[k] = v.item() if v.size == 1 else v.tolist()
+    if not self.primary:
+      return row
     with open(self.path, "a") as f:
       f.write(json.dumps(row) + "\n")
     if self._tb is not None:
@@ -36,7 +44,7 @@ class MetricWriter:
 
   def truncate_after(self, step: int) -> None:
     """Drops rows logged after `step` (a resumed run re-logs them)."""
-    if not os.path.exists(self.path):
+    if not self.primary or not os.path.exists(self.path):
       return
     with open(self.path) as f:
       rows = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
