@@ -1,6 +1,9 @@
 r"""Runs an experiment: `python -m r1jax.main --config=experiments/X.py[:arg] --workdir=DIR`.
 
 Overrides: `--config.section.key=value` (a misspelt key is an error listing valid keys).
+Multi-process (one per host): every process runs the same command; jax.distributed starts
+from --coordinator_address/--num_processes/--process_id or the environment
+(r1jax.distributed.initialize: R1JAX_NUM_PROCESSES, COORDINATOR_ADDRESS, TPU VM, SLURM).
 Writes DIR/config.json, then runs the config's stages (see r1jax.pipeline);
 `--only=NAME` runs one stage whose inputs have finished. Compiled programs are kept in
 JAX's persistent compilation cache (`--compilation_cache`, default ~/.cache/r1jax/xla).
@@ -22,6 +25,15 @@ flags.DEFINE_string("only", None, "Run this one stage (its inputs must have fini
 flags.DEFINE_string("compilation_cache", r1jax.COMPILATION_CACHE,
                     "JAX's persistent compilation cache: identical programs (a rerun, a "
                     "second RL arm of the same shapes) load instead of compiling; '' = off.")
+flags.DEFINE_string("coordinator_address", None,
+                    "Multi-process runs: host:port of process 0's coordinator (default: "
+                    "COORDINATOR_ADDRESS / JAX_COORDINATOR_ADDRESS, or the cluster's).")
+flags.DEFINE_integer("num_processes", None,
+                     "Multi-process runs: how many processes (default: R1JAX_NUM_PROCESSES, "
+                     "or the cluster's).")
+flags.DEFINE_integer("process_id", None,
+                     "Multi-process runs: this process's index (default: R1JAX_PROCESS_ID, "
+                     "or the cluster's).")
 flags.mark_flags_as_required(["config", "workdir"])
 FLAGS = flags.FLAGS
 
@@ -34,9 +46,9 @@ def main(argv):
   import jax  # after flag parsing, so --xla flags in the env take effect first
 
   r1jax.use_compilation_cache(FLAGS.compilation_cache)
-  if int(os.environ.get("R1JAX_NUM_PROCESSES", "1")) > 1 or "COORDINATOR_ADDRESS" in os.environ:
-    jax.distributed.initialize()
-  from r1jax import configs, pipeline
+  from r1jax import configs, distributed, pipeline
+
+  distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
 
   config = FLAGS.config
   workdir = FLAGS.workdir
@@ -44,15 +56,17 @@ def main(argv):
   if jax.process_index() == 0:
     with open(os.path.join(workdir, "config.json"), "w") as f:
       f.write(config.to_json_best_effort(indent=1) + "\n")
-  print(f"r1jax: {len(jax.devices())} {jax.devices()[0].platform} device(s); workdir {workdir}",
-        flush=True)
+  if distributed.is_primary():
+    print(f"r1jax: {len(jax.devices())} {jax.devices()[0].platform} device(s) in "
+          f"{jax.process_count()} process(es); workdir {workdir}", flush=True)
   try:  # validates the config (configs.validate) before anything compiles
     summary = pipeline.train_and_evaluate(config, workdir, only=FLAGS.only)
   except (configs.ConfigError, pipeline.StageError, FileNotFoundError) as e:
     # What to change is in the message; a traceback would only bury it.
     print(f"FATAL {type(e).__name__}: {e}", file=sys.stderr)
     sys.exit(1)
-  print(json.dumps(summary, indent=1))
+  if distributed.is_primary():
+    print(json.dumps(summary, indent=1))
 
 
 def _override_paths(argv: list[str]) -> list[str]:

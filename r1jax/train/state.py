@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from r1jax import model, sharding
+from r1jax import distributed, model, sharding
 from r1jax.model import moe
 
 Array = jax.Array
@@ -221,6 +221,7 @@ def make_train_step(loss_fn: LossFn, model_cfg: Any, tx: optax.GradientTransform
       with sharding.use_mesh(mesh, rules):
         cache[key] = jax.jit(step, in_shardings=(shardings, in_batch),
                              out_shardings=(shardings, None), donate_argnums=(0,))
+    batch = {k: distributed.put(v, batch_spec(v)) for k, v in batch.items()}
     with sharding.use_mesh(mesh, rules):
       return cache[key](state, batch)
 
