@@ -7,6 +7,8 @@ stage by name: it resolves inputs, skips finished stages (DIR/<stage>/output.jso
 lets a partial one resume from its checkpoints (same trajectory as uninterrupted),
 and at the end writes DIR/summary.json, prints the evaluation table and plots the GRPO
 stages' curves (DIR/accuracy.png, DIR/response_length.png; paper Figs. 2 and 3).
+In a multi-process run (r1jax.distributed) every process runs every stage; process 0
+writes the files and the processes meet at a barrier after each stage.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import os
 import time
 from typing import Any
 
-from r1jax import configs, sharding, stages
+from r1jax import configs, distributed, sharding, stages
 from r1jax.stages import common
 from r1jax.train import metrics as metrics_lib
 
@@ -49,6 +51,7 @@ def train_and_evaluate(config: Any, workdir: str, *, only: str | None = None,
       t_stage = time.time()
       log(f"{name}: {section.kind} from {source.ref} ...")
       out = stages.get(section.kind).run(run, name, section, source)
+      distributed.barrier(f"stage {name} done")  # its files are written before any reads
       log(f"{name}: done in {(time.time() - t_stage) / 60:.1f} min")
     summary["stages"][name] = out.summary
   results = _read_json(os.path.join(workdir, "eval.json"))
@@ -56,7 +59,8 @@ def train_and_evaluate(config: Any, workdir: str, *, only: str | None = None,
     summary["eval"] = {k: {m: v for m, v in r.items() if m != "examples"}
                        for k, r in results.items()}
     log(_eval_table(results))
-  summary["plots"] = write_plots(config, workdir) + write_stage_plot(results, workdir)
+  summary["plots"] = (write_plots(config, workdir) + write_stage_plot(results, workdir)
+                      if distributed.is_primary() else [])
   if summary["plots"]:
     log(f"  plots: {', '.join(summary['plots'])}")
   summary["elapsed_s"] = time.time() - t0

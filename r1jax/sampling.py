@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from r1jax import model, sharding
+from r1jax import distributed, model, sharding
 
 Array = jax.Array
 MIN_BUCKET = 8
@@ -308,13 +308,13 @@ def generate(params: Any, config: Any, prompts: Sequence[Sequence[int]], *, rng:
   scalars = (np.int32(max_new_tokens), np.float32(temperature), np.float32(top_p),
              np.int32(top_k), np.asarray(stops, np.int32))
   if mesh is not None:
-    args = tuple(jax.device_put(a, sharding.batch_sharding(mesh, rules, a.ndim, a.shape))
+    args = tuple(distributed.put(a, sharding.batch_sharding(mesh, rules, a.ndim, a.shape))
                  for a in args)
     with sharding.use_mesh(mesh, rules):
       out = sample_padded(params, *args, rng, *scalars, config=config, gen_bucket=n)
   else:
     out = sample_padded(params, *args, rng, *scalars, config=config, gen_bucket=n)
-  toks, logps, lengths, trunc = jax.device_get(out)
+  toks, logps, lengths, trunc = distributed.fetch(out)
   return Samples(
       tokens=[toks[i, :lengths[i]].tolist() for i in range(len(prompts))],
       logprobs=[logps[i, :lengths[i]].tolist() for i in range(len(prompts))],

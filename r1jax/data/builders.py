@@ -444,13 +444,20 @@ def load_split(name: str, split: str, *, data_dir: str | os.PathLike,
   (`ArithmeticConfig`: digits, num_train, num_test, seed, eval_fraction; `GSM8KConfig`
   and `MATH500Config`: source_dir). `manual_dir` is where GSM8K / MATH-500 files are
   looked for when no `source_dir` is given. `split` accepts TFDS slicing ('train[:100]').
+  In a multi-process run process 0 prepares while the others wait (r1jax.distributed).
   """
+  from r1jax import distributed
+
   builder = make_builder(name, data_dir=data_dir, **config_kwargs)
   download_config = tfds.download.DownloadConfig(
       manual_dir=None if manual_dir is None else os.fspath(manual_dir),
       compute_stats=tfds.download.ComputeStatsMode.SKIP,
   )
-  builder.download_and_prepare(file_format=_ARRAY_RECORD, download_config=download_config)
+  if distributed.is_primary():
+    builder.download_and_prepare(file_format=_ARRAY_RECORD, download_config=download_config)
+  distributed.barrier(f"prepare {builder.data_dir}")
+  if not distributed.is_primary():  # reads what process 0 wrote
+    builder = make_builder(name, data_dir=data_dir, **config_kwargs)
   splits = list(builder.info.splits)
   for part in split.split("+"):  # TFDS split syntax: 'train[:10%]+test'.
     if part.split("[", 1)[0].strip() not in splits:

@@ -18,7 +18,7 @@ from typing import Any, Callable
 import jax
 import orbax.checkpoint as ocp
 
-from r1jax import configs, model, sharding
+from r1jax import configs, distributed, model, sharding
 from r1jax import tokenizer as tokenizer_lib
 from r1jax.data import tasks as tasks_lib
 
@@ -28,12 +28,16 @@ class StageError(RuntimeError):
 
 
 def log(msg: str) -> None:
-  """Progress line on stdout (absl INFO is left to libraries and --verbosity)."""
-  print(msg, flush=True)
+  """Progress line on stdout from process 0 (absl INFO is left to libraries and
+  --verbosity)."""
+  if distributed.is_primary():
+    print(msg, flush=True)
 
 
 def write_json(path: str, obj: Any) -> None:
-  """Writes JSON atomically (a kill never leaves half a file)."""
+  """Writes JSON atomically (a kill never leaves half a file); process 0 alone writes."""
+  if not distributed.is_primary():
+    return
   tmp = path + ".tmp"
   with open(tmp, "w") as f:
     json.dump(obj, f, indent=1)
@@ -73,8 +77,9 @@ class Source:
 
 def save_params(path: str, params: Any) -> None:
   """An Orbax checkpoint of params alone (the stage's output weights)."""
-  if os.path.exists(path):
+  if distributed.is_primary() and os.path.exists(path):
     shutil.rmtree(path)
+  distributed.barrier(f"save_params {path}")
   ckptr = ocp.StandardCheckpointer()
   ckptr.save(os.path.abspath(path), params)
   ckptr.wait_until_finished()
@@ -156,7 +161,7 @@ class Run:
     path = os.path.join(self.stage_dir("tokenizer"), "tokenizer.model")
     if os.path.exists(path):
       log(f"tokenizer: found {path}, skipping.")
-    else:
+    elif distributed.is_primary():  # the others wait for it at the barrier below
       from r1jax.data import templates
       names = t.train_task.split(",")
       texts = []
@@ -172,6 +177,7 @@ class Run:
                                 extra_symbols=[prefix])
       tok.save(path)
       log(f"tokenizer: {tok.vocab_size} pieces -> {path}")
+    distributed.barrier("tokenizer")
     return {"kind": "sentencepiece", "path": path}
 
   # -- inputs --

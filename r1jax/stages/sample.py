@@ -42,10 +42,11 @@ from typing import Any
 
 import jax
 
-from r1jax import configs, sampling
+from r1jax import configs, distributed, sampling
 from r1jax import tokenizer as tokenizer_lib
 from r1jax.rewards import language, scoring
 from r1jax.stages import common
+from r1jax.train import rl as rl_lib
 
 FILTERS = ("incorrect", "unformatted", "truncated", "mixed_language", "long_paragraph",
            "code_block", "duplicate")
@@ -183,6 +184,8 @@ def _check_languages(name: str, problems: list[dict[str, Any]]) -> None:
 
 
 def _write_lines(path: str, rows: list[dict[str, Any]]) -> None:
+  if not distributed.is_primary():
+    return
   tmp = path + ".tmp"
   with open(tmp, "w") as f:
     for r in rows:
@@ -230,7 +233,7 @@ def run(run: common.Run, name: str, section: Any, source: common.Source) -> comm
         texts += [tok.decode(t) for t in out.tokens]
         truncated += out.truncated
       examples = [{k: v for k, v in shard[j][1].items() if k != "question"} for j in rows_idx]
-      scores = scorer(texts, examples)
+      scores = rl_lib.score_owned(scorer, texts, examples, run.mesh, run.rules)
       rows = [{"prompt": shard[j][1]["question"], "completion": texts[n],
                "answer": shard[j][1]["answer"], "truncated": bool(truncated[n]),
                "rewards": {k: float(v[n]) for k, v in scores.per_fn.items()},
@@ -248,6 +251,7 @@ def run(run: common.Run, name: str, section: Any, source: common.Source) -> comm
   finally:
     if scorer is not None:
       scorer.close()
+  distributed.barrier(f"{name}: shards written")
   totals: dict[str, Any] = {"prompts": 0, "samples": 0, "kept": 0,
                             "dropped": {f: 0 for f in active_filters(s)}}
   for path in sorted(glob.glob(os.path.join(out_dir, "part-*.stats.json"))):

@@ -127,7 +127,7 @@ def score_rows(params: Any, model_cfg: Any, tokens: np.ndarray, lengths: np.ndar
                batch_rows: int, mesh: Any = None, rules: Any = None) -> np.ndarray:
   """Scores float32 [N] of right-padded rows, `batch_rows` per jitted call (the last
   call filled with copies of row 0 so every call has one shape)."""
-  from r1jax import sharding
+  from r1jax import distributed, sharding
   frozen = ml_collections.FrozenConfigDict(model_cfg)
   out = []
   for start in range(0, len(tokens), batch_rows):
@@ -137,13 +137,13 @@ def score_rows(params: Any, model_cfg: Any, tokens: np.ndarray, lengths: np.ndar
       t = np.concatenate([t, np.repeat(t[:1], short, 0)])
       n = np.concatenate([n, np.repeat(n[:1], short, 0)])
     if mesh is not None:
-      t = jax.device_put(t, sharding.batch_sharding(mesh, rules, 2, t.shape))
-      n = jax.device_put(n, sharding.batch_sharding(mesh, rules, 1, n.shape))
+      t = distributed.put(t, sharding.batch_sharding(mesh, rules, 2, t.shape))
+      n = distributed.put(n, sharding.batch_sharding(mesh, rules, 1, n.shape))
       with sharding.use_mesh(mesh, rules):
         s = _scores_jit(params, t, n, frozen)
     else:
       s = _scores_jit(params, t, n, frozen)
-    out.append(np.asarray(jax.device_get(s))[:batch_rows - short])
+    out.append(distributed.fetch(s)[:batch_rows - short])
   return np.concatenate(out) if out else np.zeros((0,), np.float32)
 
 

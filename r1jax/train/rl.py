@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from r1jax import model, sampling, sharding
+from r1jax import distributed, model, sampling, sharding
 from r1jax import tokenizer as tokenizer_lib
 from r1jax.rewards import scoring
 from r1jax.train import grpo
@@ -161,12 +161,12 @@ class GRPOTrainer:
     in_sh = sharding.batch_sharding(self.mesh, self.rules, 2, arr.shape)
     with sharding.use_mesh(self.mesh, self.rules):
       out = sampling.sample_padded(
-          params, jax.device_put(arr, in_sh),
-          jax.device_put(lens, sharding.batch_sharding(self.mesh, self.rules, 1, lens.shape)),
+          params, distributed.put(arr, in_sh),
+          distributed.put(lens, sharding.batch_sharding(self.mesh, self.rules, 1, lens.shape)),
           rng, jnp.int32(r.max_new_tokens), jnp.float32(r.temperature), jnp.float32(1.0),
           jnp.int32(0), self.stop_ids, config=self.frozen_cfg,
           gen_bucket=gen)
-    toks, _, lengths, trunc = jax.device_get(out)
+    toks, _, lengths, trunc = distributed.fetch(out)
     texts = [self.tok.decode(toks[j, :lengths[j]]) for j in range(len(rows))]
     full = np.concatenate([arr, np.where(np.arange(gen)[None] < lengths[:, None], toks,
                                          self.tok.pad_id)], axis=1).astype(np.int32)
@@ -180,8 +180,12 @@ class GRPOTrainer:
   def score(self, ro: Rollouts, examples: list[dict]) -> scoring.RewardResult:
     """Every named reward of every row (rule rewards in the workers, reward models in
     jitted forwards on the rows whose weights name them), and each row's total under
-    its type's weights. Rows outside a reward's scope hold NaN in `per_fn`."""
-    rules = self.scorer(ro.texts, examples)
+    its type's weights. Rows outside a reward's scope hold NaN in `per_fn`.
+
+    In a multi-process run each process scores the rule rewards of the rows its devices
+    hold (`distributed.owned_rows`) and the results are gathered; reward models run as
+    one global jitted computation."""
+    rules = score_owned(self.scorer, ro.texts, examples, self.mesh, self.rules)
     weights = [self.weights_for(ex) for ex in examples]
     per_fn: dict[str, np.ndarray] = {}
     for name in list(rules.per_fn) + list(self.reward_models):
@@ -204,8 +208,8 @@ class GRPOTrainer:
              "loss_mask": np.asarray(completion_mask(ro.prompt_width, ro.lengths,
                                                      ro.tokens.shape[1]), np.float32),
              "advantages": advantages.astype(np.float32)}
-    batch = {k: jax.device_put(v, sharding.batch_sharding(self.mesh, self.rules, v.ndim,
-                                                          v.shape)) for k, v in batch.items()}
+    batch = {k: distributed.put(v, sharding.batch_sharding(self.mesh, self.rules, v.ndim,
+                                                            v.shape)) for k, v in batch.items()}
     with sharding.use_mesh(self.mesh, self.rules):
       if self.rl.num_iterations > 1:  # else pi_old = stop_gradient(pi_theta), in the loss
         batch["old_logp"] = self._logprob_fn(params, batch)
@@ -226,6 +230,21 @@ class GRPOTrainer:
     batch = self.make_batch(state.params, ref_params, ro, adv)
     return batch, {**rollout_metrics(ro, rewards, r.group_size),
                    "time/sampled_tokens_per_s": float(ro.lengths.sum()) / max(t_sample, 1e-9)}
+
+
+def score_owned(scorer: scoring.RewardScorer, texts: list[str], examples: list[dict],
+                mesh: Any, rules: Any) -> scoring.RewardResult:
+  """`scorer(texts, examples)`; in a multi-process run each process scores only the rows
+  it owns (`distributed.owned_rows` of a batch-sharded [N] array) and every process gets
+  the gathered result, failure counts summed."""
+  n = len(texts)
+  if jax.process_count() == 1:
+    return scorer(texts, examples)
+  mine = distributed.owned_rows(n, sharding.batch_sharding(mesh, rules, 1, (n,)))
+  local = scorer([texts[i] for i in mine], [examples[i] for i in mine])
+  per_fn = {k: distributed.gather_rows(v, mine, n) for k, v in sorted(local.per_fn.items())}
+  return scoring.RewardResult(total=distributed.gather_rows(local.total, mine, n),
+                              per_fn=per_fn, failures=distributed.sum_counts(local.failures))
 
 
 def rollout_metrics(ro: Rollouts, rewards: scoring.RewardResult, group_size: int
