@@ -1,0 +1,126 @@
+"""Multi-process runs on this CPU: 2 processes x 4 simulated devices over localhost
+(jax.distributed, gloo collectives), against 1 process x 8 devices.
+
+- r1jax.distributed's pieces in a real 2-process run (tests/multihost_checks.py);
+- the tiny R1-Zero demo (smoke) in 2 processes gives the same eval.json and metrics
+  as in 1 process, each file written once, progress printed by process 0 alone;
+- one process killed (SIGKILL) mid-pretraining, the other killed with it, then both
+  rerun: the run resumes from its checkpoint and ends where the uninterrupted one did.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests import cli, multihost
+
+SMOKE = ["-m", "r1jax.main", "--config=experiments/r1_zero_tiny.py:smoke"]
+
+
+def _json(path):
+  with open(path) as f:
+    return json.load(f)
+
+
+def _rows(path):
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def _assert_rows_close(a, b):
+  """Same steps and keys; values equal up to the order of float reductions (the
+  all-reduce over gloo sums in another order than in one process)."""
+  assert [r["step"] for r in a] == [r["step"] for r in b]
+  for x, y in zip(a, b):
+    assert sorted(x) == sorted(y)
+    for k in x:
+      if not k.startswith("time/"):
+        np.testing.assert_allclose(np.asarray(x[k], float), np.asarray(y[k], float),
+                                   rtol=1e-4, atol=1e-6, err_msg=f"step {x['step']} {k}")
+
+
+def test_distributed_pieces_in_two_processes(tmp_path):
+  prefix = str(tmp_path / "checks")
+  procs = multihost.start(["tests/multihost_checks.py", str(tmp_path)], log_prefix=prefix)
+  multihost.wait(procs, prefix, timeout=600)
+  seen = [_json(tmp_path / f"p{i}.json") for i in range(2)]
+  x = np.arange(48, dtype=np.float32).reshape(16, 3)
+  for i, s in enumerate(seen):
+    assert (s["process"], s["processes"], s["devices"], s["local"]) == (i, 2, 8, 4)
+    assert s["fetch_equal"]
+    assert s["row_sums"] == x.sum(1).tolist()
+    # Gathered results are the whole answer on every process.
+    assert s["gathered"] == [None, 1.5, 3.0, None, 6.0, 7.5]
+    assert s["counts"] == {"a": 3.0, "b": 4.0}
+    assert s["total"] == s["single_total"]
+  # Each process holds (and owns) its half of a batch-sharded array.
+  assert seen[0]["local_rows"] == seen[0]["owned_sharded"] == list(range(8))
+  assert seen[1]["local_rows"] == seen[1]["owned_sharded"] == list(range(8, 16))
+  # Replicated rows are dealt out: each row owned exactly once.
+  assert sorted(seen[0]["owned_replicated"] + seen[1]["owned_replicated"]) == list(range(6))
+  assert not set(seen[0]["owned_replicated"]) & set(seen[1]["owned_replicated"])
+  # No process scored another's rows; together they scored each row once.
+  texts = [f"<think>t</think><answer>{i % 4}</answer>" for i in range(16)]
+  assert seen[0]["scored_here"][:8] == texts[:8] and seen[1]["scored_here"][:8] == texts[8:]
+  per_fn = seen[0]["per_fn"]
+  assert per_fn["accuracy"] == [float(i % 4 == 1) for i in range(16)]
+  assert per_fn == seen[1]["per_fn"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+  """The smoke demo in 1 process x 8 devices and in 2 processes x 4 devices."""
+  base = tmp_path_factory.mktemp("multihost")
+  one, two = str(base / "one"), str(base / "two")
+  cli.run("r1jax.main", "--config=experiments/r1_zero_tiny.py:smoke", f"--workdir={one}",
+          env={"XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
+  prefix = str(base / "two")
+  multihost.wait(multihost.start([*SMOKE, f"--workdir={two}"], log_prefix=prefix), prefix)
+  return one, two, prefix
+
+
+def test_two_processes_give_the_one_process_results(runs):
+  one, two, prefix = runs
+  assert _json(os.path.join(two, "eval.json")) == _json(os.path.join(one, "eval.json"))
+  for stage in ("pretrain_base", "r1_zero"):
+    _assert_rows_close(_rows(os.path.join(two, stage, "metrics.jsonl")),
+                       _rows(os.path.join(one, stage, "metrics.jsonl")))
+  assert [r["step"] for r in _rows(os.path.join(two, "r1_zero", "metrics.jsonl"))] == [0, 1, 2]
+  for f in ("accuracy.png", "response_length.png", "summary.json", "config.json"):
+    assert os.path.exists(os.path.join(two, f)), f
+  # Progress from process 0 alone: process 1 prints no stage lines.
+  out0, out1 = multihost.read_log(prefix, 0), multihost.read_log(prefix, 1)
+  assert "r1_zero step 2/2" in out0 and "8 cpu device(s) in 2 process(es)" in out0
+  assert "r1_zero step" not in out1 and "pretrain_base:" not in out1
+
+
+def test_kill_one_process_then_rerun_both_resumes(runs, tmp_path):
+  _, two, _ = runs
+  wd = str(tmp_path / "killed")
+  args = [*SMOKE, f"--workdir={wd}", "--only=pretrain_base",
+          "--config.pretrain_base.checkpoint_every=1"]
+  prefix = str(tmp_path / "killed")
+  # Process 1 SIGKILLs itself once its step-4 checkpoint is written
+  # (tests/multihost_kill.py); process 0 is killed after it, as a scheduler would.
+  procs = multihost.start(["tests/multihost_kill.py", *args[2:]], log_prefix=prefix,
+                          env={"R1JAX_TEST_KILL": "1:pretrain_base:4"})
+  try:
+    procs[1].wait(timeout=900)
+  finally:
+    procs[0].send_signal(signal.SIGKILL)
+    procs[0].wait()
+  assert procs[1].returncode == -signal.SIGKILL, multihost.read_log(prefix, 1)[-3000:]
+  assert not os.path.exists(os.path.join(wd, "pretrain_base", "output.json"))
+  prefix2 = str(tmp_path / "rerun")
+  multihost.wait(multihost.start(args, log_prefix=prefix2), prefix2)
+  assert "pretrain_base: resuming from step" in multihost.read_log(prefix2, 0)
+  # The resumed run's rows are the uninterrupted run's, each step once.
+  _assert_rows_close(_rows(os.path.join(wd, "pretrain_base", "metrics.jsonl")),
+                     _rows(os.path.join(two, "pretrain_base", "metrics.jsonl")))
+  assert (_json(os.path.join(wd, "pretrain_base", "output.json"))["summary"] ==
+          pytest.approx(_json(os.path.join(two, "pretrain_base", "output.json"))["summary"]))
