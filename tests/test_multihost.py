@@ -124,3 +124,38 @@ def test_kill_one_process_then_rerun_both_resumes(runs, tmp_path):
                      _rows(os.path.join(two, "pretrain_base", "metrics.jsonl")))
   assert (_json(os.path.join(wd, "pretrain_base", "output.json"))["summary"] ==
           pytest.approx(_json(os.path.join(two, "pretrain_base", "output.json"))["summary"]))
+
+
+@pytest.mark.parametrize("env, args, expected", [
+    ({}, (None, None, None), None),  # one process: nothing to start
+    ({"R1JAX_NUM_PROCESSES": "1"}, (None, None, None), None),
+    ({"R1JAX_NUM_PROCESSES": "4"}, (None, None, None), {"num_processes": 4}),  # TPU VM
+    ({"COORDINATOR_ADDRESS": "h:1", "R1JAX_NUM_PROCESSES": "2",  # SLURM, from the sbatch
+      "JAX_LOCAL_DEVICE_IDS": "0,1"}, (None, None, None),
+     {"coordinator_address": "h:1", "num_processes": 2, "local_device_ids": [0, 1]}),
+    ({"JAX_COORDINATOR_ADDRESS": "h:2", "R1JAX_PROCESS_ID": "1"}, (None, None, None),
+     {"coordinator_address": "h:2", "process_id": 1}),
+    ({"COORDINATOR_ADDRESS": "env:1", "R1JAX_NUM_PROCESSES": "8"}, ("flag:2", 2, 1),
+     {"coordinator_address": "flag:2", "num_processes": 2, "process_id": 1}),  # flags win
+])
+def test_initialize_from_flags_or_environment(monkeypatch, env, args, expected):
+  import jax
+  from r1jax import distributed
+
+  for k in ("R1JAX_NUM_PROCESSES", "R1JAX_PROCESS_ID", "COORDINATOR_ADDRESS",
+            "JAX_COORDINATOR_ADDRESS", "JAX_LOCAL_DEVICE_IDS"):
+    monkeypatch.delenv(k, raising=False)
+  for k, v in env.items():
+    monkeypatch.setenv(k, v)
+  calls = []
+  monkeypatch.setattr(jax.distributed, "initialize", lambda **kw: calls.append(kw))
+  started = distributed.initialize(*args)
+  assert started == (expected is not None)
+  assert calls == ([] if expected is None else [expected])
+
+
+def test_initialize_rejects_a_process_id_out_of_range():
+  from r1jax import distributed
+
+  with pytest.raises(ValueError, match=r"process_id=2 must be in \[0, num_processes=2\)"):
+    distributed.initialize("h:1", 2, 2)
