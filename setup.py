@@ -30,7 +30,8 @@ setuptools.setup(
         "tqdm",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-xdist"],
+        # nbclient/nbformat/ipykernel: tests/test_colabs.py runs the notebooks in colabs/.
+        "test": ["pytest>=8", "pytest-xdist", "nbclient", "nbformat", "ipykernel"],
         # Parity tests against Hugging Face; `pip install torch==2.13.0` takes the CPU build.
         "hf": ["torch==2.13.0", "transformers", "tokenizers"],
     },
