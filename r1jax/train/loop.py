@@ -11,6 +11,12 @@ the state and the step number, so a resumed run repeats the uninterrupted
 trajectory), asynchronous checkpoints, metrics fetched one step late (the host never
 stalls the device waiting for them), a stop after `max_nonfinite` non-finite steps
 in a row, periodic evaluation and a progress line with the time left.
+
+A step whose loss or gradient is not finite leaves params and optimiser state as they
+were (`state.make_train_step`); its row has `train/nonfinite` 1, and every row carries
+`train/skipped_total`, the steps skipped so far in this stage (kept in the checkpoint
+metadata, so a resumed run counts on). A row that cannot be written (a full disk) stops
+training with an error naming metrics.jsonl, whose earlier rows are left whole.
 """
 
 from __future__ import annotations
@@ -55,28 +61,33 @@ def train(state: Any, shardings: Any, step_fn: StepFn, produce: Produce, *, work
   ckpt = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"), max_to_keep=max_to_keep)
   writer = metrics_lib.MetricWriter(workdir)
   try:
-    state, start, done = ckpt_lib.resume(ckpt, state, shardings, writer, name, log)
+    state, meta, done = ckpt_lib.resume(ckpt, state, shardings, writer, name, log)
     if done:
       return state
+    start = int(meta["step"])
+    # Counts of skipped (non-finite) steps: in total and in a row (absent from the
+    # metadata of checkpoints written before they were kept there).
+    skipped, nonfinite = int(meta.get("skipped_total", 0)), int(meta.get("nonfinite", 0))
     if start == 0 and eval_at_start and eval_fn is not None:
-      writer.write(0, _eval_row(eval_fn(state.params, 0)))
-    t_start, nonfinite = time.time(), 0
+      _write(writer, 0, _eval_row(eval_fn(state.params, 0)), name)
+    t_start = time.time()
     pending: tuple[int, dict, dict, float] | None = None
 
     def flush(step: int, m: dict, host: dict, t0: float, t_end: float | None = None) -> None:
       """Logs step `step` (dispatched at t0; its successor at t_end, None = now)."""
-      nonlocal nonfinite
+      nonlocal nonfinite, skipped
       m = jax.device_get(m)
       elapsed = (time.time() if t_end is None else t_end) - t0
       bad = int(m["train/nonfinite"])
       nonfinite = nonfinite + 1 if bad else 0
+      skipped += bad
       if nonfinite >= max_nonfinite:
         raise TrainingError(f"{name}: {nonfinite} consecutive non-finite losses at step "
                             f"{step}; {hint}.")
-      row = {**m, **host, "time/step_s": elapsed}
+      row = {**m, **host, "train/skipped_total": skipped, "time/step_s": elapsed}
       if eval_fn is not None and eval_every and step % eval_every == 0:
         row.update(_eval_row(eval_fn(state.params, step)))
-      row = writer.write(step, row)
+      row = _write(writer, step, row, name)
       if step % progress_every == 0 or step in (start + 1, steps):
         done_s = time.time() - t_start
         eta = done_s / (step - start) * (steps - step)
@@ -97,18 +108,38 @@ def train(state: Any, shardings: Any, step_fn: StepFn, produce: Produce, *, work
       if evaluates or saves:  # the eval reads this step's params; a checkpoint its state
         flush(*pending)
         pending = None
-      if saves:
-        ckpt.save(step + 1, state, {"step": step + 1, "done": False})
+      if saves:  # every step up to this one is flushed: the counts are this step's
+        ckpt.save(step + 1, state, {"step": step + 1, "done": False, "skipped_total": skipped,
+                                    "nonfinite": nonfinite})
       if crash_after_step is not None and step + 1 == crash_after_step:
         ckpt.wait()
         raise KeyboardInterrupt(f"simulated crash after step {step + 1}")
     if pending is not None:
       flush(*pending)
-    ckpt.save(steps, state, {"step": steps, "done": True}, force=True)
+    ckpt.save(steps, state, {"step": steps, "done": True, "skipped_total": skipped,
+                             "nonfinite": nonfinite}, force=True)
     return state
   finally:
     ckpt.close()
     writer.close()
+
+
+def _write(writer: metrics_lib.MetricWriter, step: int, row: dict[str, Any], name: str
+           ) -> dict[str, Any]:
+  """writer.write, or TrainingError naming metrics.jsonl when it cannot be written (the
+  file is cut back to its earlier rows, so no torn row is left for a resumed run)."""
+  size = os.path.getsize(writer.path) if os.path.exists(writer.path) else 0
+  try:
+    return writer.write(step, row)
+  except OSError as e:
+    try:
+      if os.path.exists(writer.path) and os.path.getsize(writer.path) > size:
+        os.truncate(writer.path, size)
+    except OSError:
+      pass  # the error below still names the file
+    raise TrainingError(f"{name}: cannot write step {step}'s metrics to {writer.path}: "
+                        f"{e.strerror or e}. Free space and rerun: training resumes from "
+                        f"the last checkpoint.") from e
 
 
 def _eval_row(result: dict[str, Any]) -> dict[str, float]:
