@@ -183,14 +183,34 @@ def _check_languages(name: str, problems: list[dict[str, Any]]) -> None:
       raise common.StageError(f"{name}.drop_mixed_language: {e}") from None
 
 
-def _write_lines(path: str, rows: list[dict[str, Any]]) -> None:
+def _write_whole(path: str, text: str) -> None:
+  """Writes `text` to `path` whole or not at all (a temporary file, then a rename); an
+  OSError (a full disk) removes the temporary file and is a StageError naming `path`."""
+  tmp = path + ".tmp"
+  try:
+    with open(tmp, "w") as f:
+      f.write(text)
+    os.replace(tmp, path)
+  except OSError as e:
+    try:
+      os.remove(tmp)
+    except OSError:
+      pass  # never created, or the disk refuses even that; it is not a shard either way
+    raise common.StageError(f"cannot write {path}: {e.strerror or e}. Nothing of it was "
+                            f"kept; free space and rerun: the stage resumes at this shard."
+                            ) from e
+
+
+def write_shard(out_dir: str, i: int, kept: list[dict[str, Any]], stats: dict[str, Any]
+                ) -> None:
+  """Shard i: its rows (part-i.jsonl), then its counts (part-i.stats.json), which mark
+  it done; process 0 alone writes. A shard whose write fails or is killed has no counts
+  and is redone on resume (its rows, if complete, are rewritten identically)."""
   if not distributed.is_primary():
     return
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    for r in rows:
-      f.write(json.dumps(r) + "\n")
-  os.replace(tmp, path)
+  _write_whole(os.path.join(out_dir, f"part-{i:05d}.jsonl"),
+               "".join(json.dumps(r) + "\n" for r in kept))
+  _write_whole(os.path.join(out_dir, f"part-{i:05d}.stats.json"), json.dumps(stats, indent=1))
 
 
 def run(run: common.Run, name: str, section: Any, source: common.Source) -> common.Output:
@@ -240,10 +260,8 @@ def run(run: common.Run, name: str, section: Any, source: common.Source) -> comm
                **_language_fields(shard[j][1])}
               for n, j in enumerate(rows_idx)]
       kept, dropped = filter_samples(rows, s)
-      _write_lines(os.path.join(out_dir, f"part-{i:05d}.jsonl"), kept)
-      common.write_json(os.path.join(out_dir, f"part-{i:05d}.stats.json"),
-                        {"prompts": len(shard), "samples": len(rows), "kept": len(kept),
-                         "dropped": dropped})
+      write_shard(out_dir, i, kept, {"prompts": len(shard), "samples": len(rows),
+                                     "kept": len(kept), "dropped": dropped})
       done_samples += len(rows)
       rate = done_samples / max(time.time() - t0, 1e-9)
       common.log(f"{name}: shard {i + 1}/{n_shards}: kept {len(kept)}/{len(rows)} "
