@@ -83,51 +83,51 @@ Isolation = Literal["auto", "namespaces", "fallback"]
 
 
 class SandboxError(RuntimeError):
-    """The sandbox itself could not be set up (never raised for program failures)."""
+  """The sandbox itself could not be set up (never raised for program failures)."""
 
 
 @dataclasses.dataclass(frozen=True)
 class SandboxConfig:
-    """Resource limits and isolation mode for one sandboxed program run."""
+  """Resource limits and isolation mode for one sandboxed program run."""
 
-    isolation: Isolation = "auto"
-    memory_mb: int = 512  # RLIMIT_AS per process
-    # RLIMIT_NPROC: processes + threads of the sandbox uid.  Exact with a root judge
-    # (unique uid per run); with a non-root judge the kernel counts the judge
-    # user's processes too (fallback) or per user namespace (namespaces).
-    max_processes: int = 8
-    max_open_files: int = 64  # RLIMIT_NOFILE
-    max_file_mb: int = 16  # RLIMIT_FSIZE
-    max_output_bytes: int = 1 << 20  # stdout (and call result) cap; over it the run fails
-    tmpfs_mb: int = 16  # private /tmp and /dev/shm size (namespaces mode)
+  isolation: Isolation = "auto"
+  memory_mb: int = 512  # RLIMIT_AS per process
+  # RLIMIT_NPROC: processes + threads of the sandbox uid.  Exact with a root judge
+  # (unique uid per run); with a non-root judge the kernel counts the judge
+  # user's processes too (fallback) or per user namespace (namespaces).
+  max_processes: int = 8
+  max_open_files: int = 64  # RLIMIT_NOFILE
+  max_file_mb: int = 16  # RLIMIT_FSIZE
+  max_output_bytes: int = 1 << 20  # stdout (and call result) cap; over it the run fails
+  tmpfs_mb: int = 16  # private /tmp and /dev/shm size (namespaces mode)
 
-    def __post_init__(self) -> None:
-        if self.isolation not in ("auto", "namespaces", "fallback"):
-            raise ValueError(
-                f"isolation must be 'auto', 'namespaces' or 'fallback', got {self.isolation!r}"
-            )
-        for name in ("memory_mb", "max_processes", "max_open_files", "max_file_mb",
-                     "max_output_bytes", "tmpfs_mb"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if self.max_open_files < 16:
-            raise ValueError("max_open_files must be at least 16 (the interpreter needs some)")
+  def __post_init__(self) -> None:
+    if self.isolation not in ("auto", "namespaces", "fallback"):
+      raise ValueError(
+          f"isolation must be 'auto', 'namespaces' or 'fallback', got {self.isolation!r}"
+      )
+    for name in ("memory_mb", "max_processes", "max_open_files", "max_file_mb",
+                 "max_output_bytes", "tmpfs_mb"):
+      value = getattr(self, name)
+      if not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if self.max_open_files < 16:
+      raise ValueError("max_open_files must be at least 16 (the interpreter needs some)")
 
 
 @dataclasses.dataclass(frozen=True)
 class RunResult:
-    """Everything observed about one run; all of it is untrusted program output."""
+  """Everything observed about one run; all of it is untrusted program output."""
 
-    stdout: bytes
-    stderr: bytes
-    result: bytes | None  # repr of the call's value (function-style runs)
-    exit_code: int | None  # >= 0 exit code, < 0 killed by that signal, None if unknown
-    timed_out: bool
-    output_exceeded: bool
-    compile_error: str | None
-    started: bool  # the program got as far as running
-    wall_s: float
+  stdout: bytes
+  stderr: bytes
+  result: bytes | None  # repr of the call's value (function-style runs)
+  exit_code: int | None  # >= 0 exit code, < 0 killed by that signal, None if unknown
+  timed_out: bool
+  output_exceeded: bool
+  compile_error: str | None
+  started: bool  # the program got as far as running
+  wall_s: float
 
 
 # ---------------------------------------------------------------------------
@@ -141,35 +141,35 @@ _uid_counter = 0
 
 
 def uid_block() -> tuple[int, int]:
-    """The [start, stop) range of sandbox uids this judge process uses (root judge)."""
-    start = _UID_BASE + (os.getpid() % 16384) * _UID_BLOCK
-    return start, start + _UID_BLOCK
+  """The [start, stop) range of sandbox uids this judge process uses (root judge)."""
+  start = _UID_BASE + (os.getpid() % 16384) * _UID_BLOCK
+  return start, start + _UID_BLOCK
 
 
 def marker_prefix() -> str:
-    """Prefix of the marker value of every sandbox this judge process starts."""
-    return f"{os.getpid()}-"
+  """Prefix of the marker value of every sandbox this judge process starts."""
+  return f"{os.getpid()}-"
 
 
 @contextlib.contextmanager
 def _uid_slot() -> Iterator[int]:
-    """Lease a uid that no other live sandbox uses and that was not used recently."""
-    global _uid_counter
-    _slot_sem.acquire()
-    block = uid_block()[0]
+  """Lease a uid that no other live sandbox uses and that was not used recently."""
+  global _uid_counter
+  _slot_sem.acquire()
+  block = uid_block()[0]
+  with _slot_lock:
+    while True:
+      uid = block + _uid_counter % _UID_BLOCK
+      _uid_counter += 1
+      if uid not in _uids_in_use:
+        break
+    _uids_in_use.add(uid)
+  try:
+    yield uid
+  finally:
     with _slot_lock:
-        while True:
-            uid = block + _uid_counter % _UID_BLOCK
-            _uid_counter += 1
-            if uid not in _uids_in_use:
-                break
-        _uids_in_use.add(uid)
-    try:
-        yield uid
-    finally:
-        with _slot_lock:
-            _uids_in_use.discard(uid)
-        _slot_sem.release()
+      _uids_in_use.discard(uid)
+    _slot_sem.release()
 
 
 # ---------------------------------------------------------------------------
@@ -178,56 +178,56 @@ def _uid_slot() -> Iterator[int]:
 
 
 def _live_pids(match) -> list[int]:
-    """Pids of non-zombie processes for which ``match(pid_dir) `` is true."""
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                state = f.read().rsplit(b")", 1)[1].split()[0]
-            if state in (b"Z", b"X") or not match(name):
-                continue
-        except (OSError, IndexError):
-            continue
-        found.append(int(name))
-    return found
+  """Pids of non-zombie processes for which ``match(pid_dir) `` is true."""
+  found = []
+  for name in os.listdir("/proc"):
+    if not name.isdigit():
+      continue
+    try:
+      with open(f"/proc/{name}/stat", "rb") as f:
+        state = f.read().rsplit(b")", 1)[1].split()[0]
+      if state in (b"Z", b"X") or not match(name):
+        continue
+    except (OSError, IndexError):
+      continue
+    found.append(int(name))
+  return found
 
 
 def pids_with_uid(uid: int) -> list[int]:
-    """Live processes whose real uid is ``uid``."""
+  """Live processes whose real uid is ``uid``."""
 
-    def match(pid: str) -> bool:
-        with open(f"/proc/{pid}/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"Uid:"):
-                    return int(line.split()[1]) == uid
-        return False
+  def match(pid: str) -> bool:
+    with open(f"/proc/{pid}/status", "rb") as f:
+      for line in f:
+        if line.startswith(b"Uid:"):
+          return int(line.split()[1]) == uid
+    return False
 
-    return _live_pids(match)
+  return _live_pids(match)
 
 
 def pids_with_marker(token: str) -> list[int]:
-    """Live processes (readable by us) whose initial environment holds the run marker."""
-    needle = f"{MARKER_ENV}={token}".encode()
+  """Live processes (readable by us) whose initial environment holds the run marker."""
+  needle = f"{MARKER_ENV}={token}".encode()
 
-    def match(pid: str) -> bool:
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            return needle in f.read().split(b"\0")
+  def match(pid: str) -> bool:
+    with open(f"/proc/{pid}/environ", "rb") as f:
+      return needle in f.read().split(b"\0")
 
-    return _live_pids(match)
+  return _live_pids(match)
 
 
 def _sweep(find, what: str) -> None:
-    for _ in range(200):
-        pids = find()
-        if not pids:
-            return
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.005)
-    raise SandboxError(f"could not kill the processes left by a sandboxed program ({what})")
+  for _ in range(200):
+    pids = find()
+    if not pids:
+      return
+    for pid in pids:
+      with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGKILL)
+    time.sleep(0.005)
+  raise SandboxError(f"could not kill the processes left by a sandboxed program ({what})")
 
 
 # ---------------------------------------------------------------------------
@@ -237,38 +237,38 @@ def _sweep(find, what: str) -> None:
 
 @functools.lru_cache(maxsize=None)
 def _python() -> str:
-    return os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
+  return os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
 
 
 @functools.lru_cache(maxsize=None)
 def _binds() -> tuple[tuple[str, str, str], ...]:
-    """Host paths the chrooted program sees, read-only: system dirs and the interpreter."""
-    binds: list[tuple[str, str, str]] = []
-    dirs: list[str] = []
-    for path in ("/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin"):
-        if os.path.islink(path):
-            binds.append(("link", path, os.readlink(path)))
-        elif os.path.isdir(path):
-            binds.append(("dir", path, ""))
-            dirs.append(path)
-    prefixes = {sys.base_prefix, sys.base_exec_prefix, os.path.dirname(os.path.dirname(_python()))}
-    for prefix in sorted(os.path.realpath(p) for p in prefixes):
-        if prefix == "/" or not os.path.isdir(prefix):
-            continue
-        if not any(prefix == d or prefix.startswith(d + "/") for d in dirs):
-            binds.append(("dir", prefix, ""))
-            dirs.append(prefix)
-    if os.path.isfile("/etc/ld.so.cache"):
-        binds.append(("file", "/etc/ld.so.cache", ""))
-    return tuple(binds)
+  """Host paths the chrooted program sees, read-only: system dirs and the interpreter."""
+  binds: list[tuple[str, str, str]] = []
+  dirs: list[str] = []
+  for path in ("/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin"):
+    if os.path.islink(path):
+      binds.append(("link", path, os.readlink(path)))
+    elif os.path.isdir(path):
+      binds.append(("dir", path, ""))
+      dirs.append(path)
+  prefixes = {sys.base_prefix, sys.base_exec_prefix, os.path.dirname(os.path.dirname(_python()))}
+  for prefix in sorted(os.path.realpath(p) for p in prefixes):
+    if prefix == "/" or not os.path.isdir(prefix):
+      continue
+    if not any(prefix == d or prefix.startswith(d + "/") for d in dirs):
+      binds.append(("dir", prefix, ""))
+      dirs.append(prefix)
+  if os.path.isfile("/etc/ld.so.cache"):
+    binds.append(("file", "/etc/ld.so.cache", ""))
+  return tuple(binds)
 
 
 @functools.lru_cache(maxsize=None)
 def _read_roots() -> tuple[str, ...]:
-    """Paths a fallback-mode program may read besides its own directory."""
-    roots = {sys.base_prefix, sys.base_exec_prefix, os.path.dirname(os.path.dirname(_python())),
-             "/usr/lib", "/usr/lib64", "/usr/share/zoneinfo"}
-    return tuple(sorted(os.path.realpath(r) for r in roots))
+  """Paths a fallback-mode program may read besides its own directory."""
+  roots = {sys.base_prefix, sys.base_exec_prefix, os.path.dirname(os.path.dirname(_python())),
+           "/usr/lib", "/usr/lib64", "/usr/share/zoneinfo"}
+  return tuple(sorted(os.path.realpath(r) for r in roots))
 
 
 # ---------------------------------------------------------------------------
@@ -280,64 +280,64 @@ _caps: dict | None = None
 
 
 def sandbox_capabilities() -> dict:
-    """Which isolation this host allows; probed once by running a trivial program.
+  """Which isolation this host allows; probed once by running a trivial program.
 
-    Keys: ``isolation`` (``"namespaces"`` or ``"fallback"``), ``network``
-    (``"network-namespace"`` or ``"audit-hook"``), ``filesystem``, ``processes``,
-    ``user``, ``as_root``, ``proc_mounted`` and ``fallback_reason`` (why namespaces
-    are unavailable, else None).
-    """
-    global _caps
-    with _caps_lock:
-        if _caps is None:
-            _caps = _probe()
-        return dict(_caps)
+  Keys: ``isolation`` (``"namespaces"`` or ``"fallback"``), ``network``
+  (``"network-namespace"`` or ``"audit-hook"``), ``filesystem``, ``processes``,
+  ``user``, ``as_root``, ``proc_mounted`` and ``fallback_reason`` (why namespaces
+  are unavailable, else None).
+  """
+  global _caps
+  with _caps_lock:
+    if _caps is None:
+      _caps = _probe()
+    return dict(_caps)
 
 
 def _probe() -> dict:
-    as_root = os.geteuid() == 0
-    reasons = []
-    for mount_proc in (True, False):
-        try:
-            res = _run("print('ok')", None, None, 10.0, SandboxConfig(), "namespaces", mount_proc)
-        except SandboxError as e:
-            reasons.append(str(e))
-            continue
-        if res.exit_code == 0 and res.stdout == b"ok\n":
-            return {
-                "isolation": "namespaces",
-                "network": "network-namespace",
-                "filesystem": "pivot_root into a minimal read-only root, private /tmp, program dir at /work",
-                "processes": "pid-namespace",
-                "user": "unique-uid" if as_root else "user-namespace (no capabilities)",
-                "as_root": as_root,
-                "proc_mounted": mount_proc,
-                "fallback_reason": None,
-            }
-        reasons.append(f"probe program failed: exit={res.exit_code} stderr={res.stderr[-300:]!r}")
-    caps = {
-        "isolation": "fallback",
-        "network": "audit-hook",
-        "filesystem": "temp dir + audit-hook path policy",
-        "processes": "process-group kill + sweep",
-        "user": "unique-uid" if as_root else "same-uid",
-        "as_root": as_root,
-        "proc_mounted": False,
-        "fallback_reason": "; ".join(reasons),
-    }
-    res = _run("print('ok')", None, None, 10.0, SandboxConfig(), "fallback", False)
-    if res.exit_code != 0 or res.stdout != b"ok\n":
-        raise SandboxError(f"sandbox unusable even in fallback mode: {res}")
-    return caps
+  as_root = os.geteuid() == 0
+  reasons = []
+  for mount_proc in (True, False):
+    try:
+      res = _run("print('ok')", None, None, 10.0, SandboxConfig(), "namespaces", mount_proc)
+    except SandboxError as e:
+      reasons.append(str(e))
+      continue
+    if res.exit_code == 0 and res.stdout == b"ok\n":
+      return {
+          "isolation": "namespaces",
+          "network": "network-namespace",
+          "filesystem": "pivot_root into a minimal read-only root, private /tmp, program dir at /work",
+          "processes": "pid-namespace",
+          "user": "unique-uid" if as_root else "user-namespace (no capabilities)",
+          "as_root": as_root,
+          "proc_mounted": mount_proc,
+          "fallback_reason": None,
+      }
+    reasons.append(f"probe program failed: exit={res.exit_code} stderr={res.stderr[-300:]!r}")
+  caps = {
+      "isolation": "fallback",
+      "network": "audit-hook",
+      "filesystem": "temp dir + audit-hook path policy",
+      "processes": "process-group kill + sweep",
+      "user": "unique-uid" if as_root else "same-uid",
+      "as_root": as_root,
+      "proc_mounted": False,
+      "fallback_reason": "; ".join(reasons),
+  }
+  res = _run("print('ok')", None, None, 10.0, SandboxConfig(), "fallback", False)
+  if res.exit_code != 0 or res.stdout != b"ok\n":
+    raise SandboxError(f"sandbox unusable even in fallback mode: {res}")
+  return caps
 
 
 def _mode_for(config: SandboxConfig) -> tuple[str, bool]:
-    caps = sandbox_capabilities()
-    if config.isolation == "fallback":
-        return "fallback", False
-    if config.isolation == "namespaces" and caps["isolation"] != "namespaces":
-        raise SandboxError(f"namespaces requested but unavailable: {caps['fallback_reason']}")
-    return caps["isolation"], caps["proc_mounted"]
+  caps = sandbox_capabilities()
+  if config.isolation == "fallback":
+    return "fallback", False
+  if config.isolation == "namespaces" and caps["isolation"] != "namespaces":
+    raise SandboxError(f"namespaces requested but unavailable: {caps['fallback_reason']}")
+  return caps["isolation"], caps["proc_mounted"]
 
 
 # ---------------------------------------------------------------------------
@@ -353,231 +353,231 @@ def run_program(
     timeout_s: float,
     config: SandboxConfig = SandboxConfig(),
 ) -> RunResult:
-    """Run ``source`` once in a fresh sandbox, feeding ``stdin`` or evaluating ``call``."""
-    if stdin is not None and call is not None:
-        raise ValueError("give stdin (stdin/stdout test) or call (function test), not both")
-    if not (isinstance(timeout_s, (int, float)) and 0 < timeout_s < float("inf")):
-        raise ValueError(f"timeout_s must be a positive finite number, got {timeout_s!r}")
-    mode, mount_proc = _mode_for(config)
-    return _run(source, stdin, call, timeout_s, config, mode, mount_proc)
+  """Run ``source`` once in a fresh sandbox, feeding ``stdin`` or evaluating ``call``."""
+  if stdin is not None and call is not None:
+    raise ValueError("give stdin (stdin/stdout test) or call (function test), not both")
+  if not (isinstance(timeout_s, (int, float)) and 0 < timeout_s < float("inf")):
+    raise ValueError(f"timeout_s must be a positive finite number, got {timeout_s!r}")
+  mode, mount_proc = _mode_for(config)
+  return _run(source, stdin, call, timeout_s, config, mode, mount_proc)
 
 
 def _run(source: str, stdin: str | None, call: str | None, timeout_s: float,
          config: SandboxConfig, mode: str, mount_proc: bool) -> RunResult:
-    as_root = os.geteuid() == 0
-    top = tempfile.mkdtemp(prefix="r1jax-sbx-")
-    try:
-        os.chmod(top, 0o711)
-        work = os.path.join(top, "work")
-        os.mkdir(work, 0o700)
-        os.mkdir(os.path.join(top, "root"), 0o755)
-        with open(os.path.join(work, "main.py"), "w", encoding="utf-8", errors="surrogatepass") as f:
-            f.write(source)
-        stdin_path = os.path.join(top, "stdin")  # outside work/, read only by the judge
-        with open(os.open(stdin_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
-            f.write((stdin or "").encode("utf-8", "surrogatepass"))
-        slot = _uid_slot() if as_root else contextlib.nullcontext(None)
-        with slot as uid:
-            if uid is not None:
-                for path in (work, os.path.join(work, "main.py")):
-                    os.chown(path, uid, uid)
-            return _launch(top, work, stdin_path, call, timeout_s, config, mode, mount_proc, uid)
-    finally:
-        _rmtree(top)
+  as_root = os.geteuid() == 0
+  top = tempfile.mkdtemp(prefix="r1jax-sbx-")
+  try:
+    os.chmod(top, 0o711)
+    work = os.path.join(top, "work")
+    os.mkdir(work, 0o700)
+    os.mkdir(os.path.join(top, "root"), 0o755)
+    with open(os.path.join(work, "main.py"), "w", encoding="utf-8", errors="surrogatepass") as f:
+      f.write(source)
+    stdin_path = os.path.join(top, "stdin")  # outside work/, read only by the judge
+    with open(os.open(stdin_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
+      f.write((stdin or "").encode("utf-8", "surrogatepass"))
+    slot = _uid_slot() if as_root else contextlib.nullcontext(None)
+    with slot as uid:
+      if uid is not None:
+        for path in (work, os.path.join(work, "main.py")):
+          os.chown(path, uid, uid)
+      return _launch(top, work, stdin_path, call, timeout_s, config, mode, mount_proc, uid)
+  finally:
+    _rmtree(top)
 
 
 def _rmtree(path: str) -> None:
-    def fix(func, p, exc):
-        with contextlib.suppress(OSError):
-            os.chmod(os.path.dirname(p), 0o700)
-            os.chmod(p, 0o700)
-        with contextlib.suppress(OSError):
-            func(p)
+  def fix(func, p, exc):
+    with contextlib.suppress(OSError):
+      os.chmod(os.path.dirname(p), 0o700)
+      os.chmod(p, 0o700)
+    with contextlib.suppress(OSError):
+      func(p)
 
-    shutil.rmtree(path, onerror=fix)
+  shutil.rmtree(path, onerror=fix)
 
 
 def _launch(top: str, work: str, stdin_path: str, call: str | None, timeout_s: float,
             config: SandboxConfig, mode: str, mount_proc: bool, uid: int | None) -> RunResult:
-    token = marker_prefix() + secrets.token_hex(8)
-    cpu_s = int(timeout_s) + 1
-    status_r, status_w = os.pipe()
-    result_r, result_w = os.pipe() if call is not None else (-1, -1)
-    # The runner watches the read end; EOF means this judge process died.
-    lifeline_r, lifeline_w = os.pipe()
-    cfg = {
-        "mode": mode,
-        "as_root": uid is not None,
-        "uid": uid,
-        "gid": uid,
-        "timeout_s": timeout_s,
-        "call": call,
-        "status_fd": status_w,
-        "result_fd": result_w,
-        "lifeline_fd": lifeline_r,
-        "marker_env": MARKER_ENV,
-        "workdir": work,
-        "rootdir": os.path.join(top, "root"),
-        "binds": _binds(),
-        "read_roots": _read_roots(),
-        "mount_proc": mount_proc,
-        "tmpfs_mb": config.tmpfs_mb,
-        "limits": {
-            "cpu_s": cpu_s,
-            "as_bytes": config.memory_mb << 20,
-            "fsize_bytes": config.max_file_mb << 20,
-            "nproc": config.max_processes,
-            "nofile": config.max_open_files,
-        },
-    }
-    home = "/work" if mode == "namespaces" else work
-    env = {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "LANG": "C.UTF-8",
-        "LC_ALL": "C.UTF-8",
-        "HOME": home,
-        "TMPDIR": "/tmp" if mode == "namespaces" else work,
-        MARKER_ENV: token,
-    }
-    argv = [_python(), "-I", "-S", "-B", "-X", "utf8", RUNNER_PATH, marshal.dumps(cfg).hex()]
-    pass_fds = (status_w, lifeline_r) if call is None else (status_w, lifeline_r, result_w)
-    start = time.monotonic()
-    try:
-        with open(stdin_path, "rb") as stdin_file:
-            proc = subprocess.Popen(
-                argv,
-                stdin=stdin_file if call is None else subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                pass_fds=pass_fds,
-                cwd=work,
-                env=env,
-                start_new_session=True,
-            )
-    except BaseException:
-        for fd in (lifeline_w, status_r, result_r):
-            if fd != -1:
-                os.close(fd)
-        raise
-    finally:
-        os.close(status_w)
-        os.close(lifeline_r)
-        if result_w != -1:
-            os.close(result_w)
-    try:
-        streams, killed_timeout, exceeded = _collect(
-            proc, status_r, result_r, start + timeout_s + _BACKSTOP_S, config.max_output_bytes)
-    finally:
-        _kill_all(proc, mode, uid, token)
-        os.close(lifeline_w)
-    wall = time.monotonic() - start
+  token = marker_prefix() + secrets.token_hex(8)
+  cpu_s = int(timeout_s) + 1
+  status_r, status_w = os.pipe()
+  result_r, result_w = os.pipe() if call is not None else (-1, -1)
+  # The runner watches the read end; EOF means this judge process died.
+  lifeline_r, lifeline_w = os.pipe()
+  cfg = {
+      "mode": mode,
+      "as_root": uid is not None,
+      "uid": uid,
+      "gid": uid,
+      "timeout_s": timeout_s,
+      "call": call,
+      "status_fd": status_w,
+      "result_fd": result_w,
+      "lifeline_fd": lifeline_r,
+      "marker_env": MARKER_ENV,
+      "workdir": work,
+      "rootdir": os.path.join(top, "root"),
+      "binds": _binds(),
+      "read_roots": _read_roots(),
+      "mount_proc": mount_proc,
+      "tmpfs_mb": config.tmpfs_mb,
+      "limits": {
+          "cpu_s": cpu_s,
+          "as_bytes": config.memory_mb << 20,
+          "fsize_bytes": config.max_file_mb << 20,
+          "nproc": config.max_processes,
+          "nofile": config.max_open_files,
+      },
+  }
+  home = "/work" if mode == "namespaces" else work
+  env = {
+      "PATH": "/usr/local/bin:/usr/bin:/bin",
+      "LANG": "C.UTF-8",
+      "LC_ALL": "C.UTF-8",
+      "HOME": home,
+      "TMPDIR": "/tmp" if mode == "namespaces" else work,
+      MARKER_ENV: token,
+  }
+  argv = [_python(), "-I", "-S", "-B", "-X", "utf8", RUNNER_PATH, marshal.dumps(cfg).hex()]
+  pass_fds = (status_w, lifeline_r) if call is None else (status_w, lifeline_r, result_w)
+  start = time.monotonic()
+  try:
+    with open(stdin_path, "rb") as stdin_file:
+      proc = subprocess.Popen(
+          argv,
+          stdin=stdin_file if call is None else subprocess.DEVNULL,
+          stdout=subprocess.PIPE,
+          stderr=subprocess.PIPE,
+          pass_fds=pass_fds,
+          cwd=work,
+          env=env,
+          start_new_session=True,
+      )
+  except BaseException:
+    for fd in (lifeline_w, status_r, result_r):
+      if fd != -1:
+        os.close(fd)
+    raise
+  finally:
+    os.close(status_w)
+    os.close(lifeline_r)
+    if result_w != -1:
+      os.close(result_w)
+  try:
+    streams, killed_timeout, exceeded = _collect(
+        proc, status_r, result_r, start + timeout_s + _BACKSTOP_S, config.max_output_bytes)
+  finally:
+    _kill_all(proc, mode, uid, token)
+    os.close(lifeline_w)
+  wall = time.monotonic() - start
 
-    tokens = _parse_status(streams["status"])
-    if "E" in tokens:
-        raise SandboxError(f"sandbox setup failed ({mode}): {tokens['E']}")
-    killed = killed_timeout or exceeded
-    started = "R" in tokens
-    if not killed and not started and "S" not in tokens:
-        raise SandboxError(
-            f"sandbox runner ended without a status (exit {proc.returncode}): "
-            f"{streams['stderr'][-500:]!r}")
-    exit_code = os.waitstatus_to_exitcode(int(tokens["X"])) if "X" in tokens else None
-    return RunResult(
-        stdout=bytes(streams["stdout"]),
-        stderr=bytes(streams["stderr"]),
-        result=bytes(streams["result"]) if call is not None else None,
-        exit_code=exit_code,
-        timed_out=killed_timeout or "T" in tokens,
-        output_exceeded=exceeded,
-        compile_error=tokens["S"] if "S" in tokens else None,
-        started=started,
-        wall_s=wall,
-    )
+  tokens = _parse_status(streams["status"])
+  if "E" in tokens:
+    raise SandboxError(f"sandbox setup failed ({mode}): {tokens['E']}")
+  killed = killed_timeout or exceeded
+  started = "R" in tokens
+  if not killed and not started and "S" not in tokens:
+    raise SandboxError(
+        f"sandbox runner ended without a status (exit {proc.returncode}): "
+        f"{streams['stderr'][-500:]!r}")
+  exit_code = os.waitstatus_to_exitcode(int(tokens["X"])) if "X" in tokens else None
+  return RunResult(
+      stdout=bytes(streams["stdout"]),
+      stderr=bytes(streams["stderr"]),
+      result=bytes(streams["result"]) if call is not None else None,
+      exit_code=exit_code,
+      timed_out=killed_timeout or "T" in tokens,
+      output_exceeded=exceeded,
+      compile_error=tokens["S"] if "S" in tokens else None,
+      started=started,
+      wall_s=wall,
+  )
 
 
 def _collect(proc: subprocess.Popen, status_r: int, result_r: int, deadline: float,
              cap: int) -> tuple[dict[str, bytearray], bool, bool]:
-    """Drain the child's pipes until EOF, the deadline, or the output cap.
+  """Drain the child's pipes until EOF, the deadline, or the output cap.
 
-    Only the runner holds the status pipe, so its EOF means the runner is gone;
-    anything still holding stdout/stderr/result after a short drain is a
-    leftover (e.g. the runner itself was killed) and is dealt with by the caller.
-    """
-    streams = {name: bytearray() for name in ("stdout", "stderr", "status", "result")}
-    limits = {"stdout": cap, "result": cap, "stderr": None, "status": 1 << 16}
-    sel = selectors.DefaultSelector()
-    fds = {proc.stdout.fileno(): "stdout", proc.stderr.fileno(): "stderr", status_r: "status"}
+  Only the runner holds the status pipe, so its EOF means the runner is gone;
+  anything still holding stdout/stderr/result after a short drain is a
+  leftover (e.g. the runner itself was killed) and is dealt with by the caller.
+  """
+  streams = {name: bytearray() for name in ("stdout", "stderr", "status", "result")}
+  limits = {"stdout": cap, "result": cap, "stderr": None, "status": 1 << 16}
+  sel = selectors.DefaultSelector()
+  fds = {proc.stdout.fileno(): "stdout", proc.stderr.fileno(): "stderr", status_r: "status"}
+  if result_r != -1:
+    fds[result_r] = "result"
+  for fd, name in fds.items():
+    os.set_blocking(fd, False)
+    sel.register(fd, selectors.EVENT_READ, name)
+  timed_out = exceeded = False
+  runner_gone_at = None
+  try:
+    while sel.get_map():
+      now = time.monotonic()
+      if runner_gone_at is not None and now - runner_gone_at > _DRAIN_AFTER_RUNNER_S:
+        break
+      remaining = deadline - now
+      if remaining <= 0:
+        timed_out = True
+        break
+      if runner_gone_at is not None:
+        remaining = min(remaining, _DRAIN_AFTER_RUNNER_S)
+      for key, _ in sel.select(remaining):
+        try:
+          data = os.read(key.fd, 1 << 16)
+        except BlockingIOError:
+          continue
+        if not data:
+          sel.unregister(key.fd)
+          if key.data == "status":
+            runner_gone_at = time.monotonic()
+          continue
+        name, buf = key.data, streams[key.data]
+        limit = limits[name]
+        if limit is None:  # stderr: keep the head, drain the rest
+          buf += data[: max(0, _STDERR_KEEP - len(buf))]
+        elif len(buf) + len(data) > limit:
+          exceeded = True
+        else:
+          buf += data
+      if exceeded:
+        break
+  finally:
+    sel.close()
+    proc.stdout.close()
+    proc.stderr.close()
+    os.close(status_r)
     if result_r != -1:
-        fds[result_r] = "result"
-    for fd, name in fds.items():
-        os.set_blocking(fd, False)
-        sel.register(fd, selectors.EVENT_READ, name)
-    timed_out = exceeded = False
-    runner_gone_at = None
-    try:
-        while sel.get_map():
-            now = time.monotonic()
-            if runner_gone_at is not None and now - runner_gone_at > _DRAIN_AFTER_RUNNER_S:
-                break
-            remaining = deadline - now
-            if remaining <= 0:
-                timed_out = True
-                break
-            if runner_gone_at is not None:
-                remaining = min(remaining, _DRAIN_AFTER_RUNNER_S)
-            for key, _ in sel.select(remaining):
-                try:
-                    data = os.read(key.fd, 1 << 16)
-                except BlockingIOError:
-                    continue
-                if not data:
-                    sel.unregister(key.fd)
-                    if key.data == "status":
-                        runner_gone_at = time.monotonic()
-                    continue
-                name, buf = key.data, streams[key.data]
-                limit = limits[name]
-                if limit is None:  # stderr: keep the head, drain the rest
-                    buf += data[: max(0, _STDERR_KEEP - len(buf))]
-                elif len(buf) + len(data) > limit:
-                    exceeded = True
-                else:
-                    buf += data
-            if exceeded:
-                break
-    finally:
-        sel.close()
-        proc.stdout.close()
-        proc.stderr.close()
-        os.close(status_r)
-        if result_r != -1:
-            os.close(result_r)
-    return streams, timed_out, exceeded
+      os.close(result_r)
+  return streams, timed_out, exceeded
 
 
 def _kill_all(proc: subprocess.Popen, mode: str, uid: int | None, token: str) -> None:
-    """Make sure nothing the program started outlives this call."""
-    if proc.poll() is None:
-        # The runner's session: in namespaces mode killing it takes the pid
-        # namespace down (its init has PDEATHSIG=SIGKILL).
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-    proc.wait()
-    if mode == "fallback":
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        if uid is not None:
-            _sweep(lambda: pids_with_uid(uid), f"uid {uid}")
-        else:
-            _sweep(lambda: pids_with_marker(token), f"marker {token}")
+  """Make sure nothing the program started outlives this call."""
+  if proc.poll() is None:
+    # The runner's session: in namespaces mode killing it takes the pid
+    # namespace down (its init has PDEATHSIG=SIGKILL).
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+      os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+      proc.kill()
+  proc.wait()
+  if mode == "fallback":
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+      os.killpg(proc.pid, signal.SIGKILL)
+    if uid is not None:
+      _sweep(lambda: pids_with_uid(uid), f"uid {uid}")
+    else:
+      _sweep(lambda: pids_with_marker(token), f"marker {token}")
 
 
 def _parse_status(raw: bytes) -> dict[str, str]:
-    tokens: dict[str, str] = {}
-    for line in raw.decode("utf-8", "replace").splitlines():
-        key, _, msg = line.partition(" ")
-        if key in ("R", "S", "E", "X", "T") and key not in tokens:
-            tokens[key] = msg
-    return tokens
+  tokens: dict[str, str] = {}
+  for line in raw.decode("utf-8", "replace").splitlines():
+    key, _, msg = line.partition(" ")
+    if key in ("R", "S", "E", "X", "T") and key not in tokens:
+      tokens[key] = msg
+  return tokens

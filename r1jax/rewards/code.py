@@ -109,82 +109,82 @@ Verdict = Literal[
 
 @dataclasses.dataclass(frozen=True)
 class StdioTest:
-    """A stdin/stdout test case."""
+  """A stdin/stdout test case."""
 
-    input: str
-    output: str
+  input: str
+  output: str
 
 
 @dataclasses.dataclass(frozen=True)
 class CallTest:
-    """A function-style test case; ``expected_value`` is ``literal_eval(expected)``."""
+  """A function-style test case; ``expected_value`` is ``literal_eval(expected)``."""
 
-    call: str
-    expected: str
-    expected_value: object
+  call: str
+  expected: str
+  expected_value: object
 
 
 @dataclasses.dataclass(frozen=True)
 class TestOutcome:
-    """The judge's verdict on one test, with the (truncated) evidence."""
+  """The judge's verdict on one test, with the (truncated) evidence."""
 
-    __test__ = False  # not a pytest class
+  __test__ = False  # not a pytest class
 
-    verdict: Verdict
-    detail: str = ""
+  verdict: Verdict
+  detail: str = ""
 
-    @property
-    def passed(self) -> bool:
-        """Whether the test passed."""
-        return self.verdict == "passed"
+  @property
+  def passed(self) -> bool:
+    """Whether the test passed."""
+    return self.verdict == "passed"
 
 
 def extract_code(completion: str) -> str | None:
-    """Return the body of the last fenced Python (or unlabelled) block, or None."""
-    if not isinstance(completion, str):
-        raise TypeError(f"completion must be a str, got {type(completion).__name__}")
-    blocks = [m.group(2) for m in _FENCE_RE.finditer(completion)
-              if m.group(1).lower() in _PYTHON_LANGS]
-    return blocks[-1] if blocks else None
+  """Return the body of the last fenced Python (or unlabelled) block, or None."""
+  if not isinstance(completion, str):
+    raise TypeError(f"completion must be a str, got {type(completion).__name__}")
+  blocks = [m.group(2) for m in _FENCE_RE.finditer(completion)
+            if m.group(1).lower() in _PYTHON_LANGS]
+  return blocks[-1] if blocks else None
 
 
 def parse_tests(tests: Sequence[Mapping[str, str]]) -> list[StdioTest | CallTest]:
-    """Validate test dicts and convert them; raises ValueError on any malformed test."""
-    if isinstance(tests, (str, bytes, Mapping)) or not isinstance(tests, Sequence):
-        raise ValueError(f"tests must be a list of dicts, got {type(tests).__name__}")
-    if not tests:
-        raise ValueError("tests must not be empty (the reward is a fraction of tests passed)")
-    parsed: list[StdioTest | CallTest] = []
-    for i, test in enumerate(tests):
-        if not isinstance(test, Mapping):
-            raise ValueError(f"test {i} must be a dict, got {type(test).__name__}")
-        keys = set(test)
-        if keys == {"input", "output"}:
-            _require_str(test, i, ("input", "output"))
-            parsed.append(StdioTest(test["input"], test["output"]))
-        elif keys == {"call", "expected"}:
-            _require_str(test, i, ("call", "expected"))
-            try:
-                ast.parse(test["call"], mode="eval")
-            except SyntaxError as e:
-                raise ValueError(f"test {i}: call {test['call']!r} is not an expression: {e}")
-            try:
-                value = ast.literal_eval(test["expected"])
-            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as e:
-                raise ValueError(
-                    f"test {i}: expected {test['expected']!r} is not a Python literal: {e}")
-            parsed.append(CallTest(test["call"], test["expected"], value))
-        else:
-            raise ValueError(
-                f"test {i} has keys {sorted(keys)}; allowed are exactly "
-                "{'input', 'output'} (stdin/stdout) or {'call', 'expected'} (function)")
-    return parsed
+  """Validate test dicts and convert them; raises ValueError on any malformed test."""
+  if isinstance(tests, (str, bytes, Mapping)) or not isinstance(tests, Sequence):
+    raise ValueError(f"tests must be a list of dicts, got {type(tests).__name__}")
+  if not tests:
+    raise ValueError("tests must not be empty (the reward is a fraction of tests passed)")
+  parsed: list[StdioTest | CallTest] = []
+  for i, test in enumerate(tests):
+    if not isinstance(test, Mapping):
+      raise ValueError(f"test {i} must be a dict, got {type(test).__name__}")
+    keys = set(test)
+    if keys == {"input", "output"}:
+      _require_str(test, i, ("input", "output"))
+      parsed.append(StdioTest(test["input"], test["output"]))
+    elif keys == {"call", "expected"}:
+      _require_str(test, i, ("call", "expected"))
+      try:
+        ast.parse(test["call"], mode="eval")
+      except SyntaxError as e:
+        raise ValueError(f"test {i}: call {test['call']!r} is not an expression: {e}")
+      try:
+        value = ast.literal_eval(test["expected"])
+      except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as e:
+        raise ValueError(
+            f"test {i}: expected {test['expected']!r} is not a Python literal: {e}")
+      parsed.append(CallTest(test["call"], test["expected"], value))
+    else:
+      raise ValueError(
+          f"test {i} has keys {sorted(keys)}; allowed are exactly "
+          "{'input', 'output'} (stdin/stdout) or {'call', 'expected'} (function)")
+  return parsed
 
 
 def _require_str(test: Mapping[str, object], i: int, keys: tuple[str, str]) -> None:
-    for key in keys:
-        if not isinstance(test[key], str):
-            raise ValueError(f"test {i}: {key!r} must be a str, got {type(test[key]).__name__}")
+  for key in keys:
+    if not isinstance(test[key], str):
+      raise ValueError(f"test {i}: {key!r} must be a str, got {type(test[key]).__name__}")
 
 
 def code_reward(
@@ -195,9 +195,9 @@ def code_reward(
     max_workers: int | None = None,
     config: SandboxConfig | None = None,
 ) -> float:
-    """Fraction of ``tests`` passed by the last fenced Python block of ``completion``."""
-    return code_rewards([completion], [tests], timeout_s=timeout_s,
-                        max_workers=max_workers, config=config)[0]
+  """Fraction of ``tests`` passed by the last fenced Python block of ``completion``."""
+  return code_rewards([completion], [tests], timeout_s=timeout_s,
+                      max_workers=max_workers, config=config)[0]
 
 
 def code_rewards(
@@ -208,14 +208,14 @@ def code_rewards(
     max_workers: int | None = None,
     config: SandboxConfig | None = None,
 ) -> list[float]:
-    """Score a batch of completions, running all their tests in a bounded worker pool."""
-    if len(completions) != len(tests_list):
-        raise ValueError(
-            f"got {len(completions)} completions but {len(tests_list)} test lists")
-    outcomes = _judge_batch([extract_code(c) for c in completions],
-                            [parse_tests(t) for t in tests_list],
-                            timeout_s, max_workers, config)
-    return [sum(o.passed for o in row) / len(row) for row in outcomes]
+  """Score a batch of completions, running all their tests in a bounded worker pool."""
+  if len(completions) != len(tests_list):
+    raise ValueError(
+        f"got {len(completions)} completions but {len(tests_list)} test lists")
+  outcomes = _judge_batch([extract_code(c) for c in completions],
+                          [parse_tests(t) for t in tests_list],
+                          timeout_s, max_workers, config)
+  return [sum(o.passed for o in row) / len(row) for row in outcomes]
 
 
 def run_tests(
@@ -226,8 +226,8 @@ def run_tests(
     max_workers: int | None = None,
     config: SandboxConfig | None = None,
 ) -> list[TestOutcome]:
-    """Per-test verdicts for one program (``code`` is source, not a completion)."""
-    return _judge_batch([code], [parse_tests(tests)], timeout_s, max_workers, config)[0]
+  """Per-test verdicts for one program (``code`` is source, not a completion)."""
+  return _judge_batch([code], [parse_tests(tests)], timeout_s, max_workers, config)[0]
 
 
 def _judge_batch(
@@ -237,111 +237,111 @@ def _judge_batch(
     max_workers: int | None,
     config: SandboxConfig | None,
 ) -> list[list[TestOutcome]]:
-    if not (isinstance(timeout_s, (int, float)) and math.isfinite(timeout_s) and timeout_s > 0):
-        raise ValueError(f"timeout_s must be a positive finite number, got {timeout_s!r}")
-    if max_workers is None:
-        max_workers = min(32, os.cpu_count() or 1)
-    if not isinstance(max_workers, int) or not 1 <= max_workers <= _MAX_WORKERS:
-        raise ValueError(f"max_workers must be an int in [1, {_MAX_WORKERS}], got {max_workers!r}")
-    config = SandboxConfig() if config is None else config
-    sandbox_capabilities()  # probe once, before the pool starts
+  if not (isinstance(timeout_s, (int, float)) and math.isfinite(timeout_s) and timeout_s > 0):
+    raise ValueError(f"timeout_s must be a positive finite number, got {timeout_s!r}")
+  if max_workers is None:
+    max_workers = min(32, os.cpu_count() or 1)
+  if not isinstance(max_workers, int) or not 1 <= max_workers <= _MAX_WORKERS:
+    raise ValueError(f"max_workers must be an int in [1, {_MAX_WORKERS}], got {max_workers!r}")
+  config = SandboxConfig() if config is None else config
+  sandbox_capabilities()  # probe once, before the pool starts
 
-    results: list[list[TestOutcome | None]] = [[None] * len(t) for t in tests_list]
-    jobs = []
-    for i, (code, tests) in enumerate(zip(codes, tests_list)):
-        if code is None or not code.strip():
-            results[i] = [TestOutcome("no_code")] * len(tests)
-        else:
-            jobs.extend((i, j) for j in range(len(tests)))
-    uncompilable: set[int] = set()
-    lock = threading.Lock()
-
-    def judge(i: int, j: int) -> TestOutcome:
-        with lock:
-            if i in uncompilable:  # same source: it will not compile this time either
-                return TestOutcome("compile_error", "skipped")
-        outcome = _judge_one(codes[i], tests_list[i][j], timeout_s, config)
-        if outcome.verdict == "compile_error":
-            with lock:
-                uncompilable.add(i)
-        return outcome
-
-    if max_workers == 1 or len(jobs) <= 1:
-        for i, j in jobs:
-            results[i][j] = judge(i, j)
+  results: list[list[TestOutcome | None]] = [[None] * len(t) for t in tests_list]
+  jobs = []
+  for i, (code, tests) in enumerate(zip(codes, tests_list)):
+    if code is None or not code.strip():
+      results[i] = [TestOutcome("no_code")] * len(tests)
     else:
-        with concurrent.futures.ThreadPoolExecutor(max_workers, "code-reward") as pool:
-            futures = {pool.submit(judge, i, j): (i, j) for i, j in jobs}
-            try:
-                for future in concurrent.futures.as_completed(futures):
-                    i, j = futures[future]
-                    results[i][j] = future.result()
-            except BaseException:
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
-    return results  # type: ignore[return-value]
+      jobs.extend((i, j) for j in range(len(tests)))
+  uncompilable: set[int] = set()
+  lock = threading.Lock()
+
+  def judge(i: int, j: int) -> TestOutcome:
+    with lock:
+      if i in uncompilable:  # same source: it will not compile this time either
+        return TestOutcome("compile_error", "skipped")
+    outcome = _judge_one(codes[i], tests_list[i][j], timeout_s, config)
+    if outcome.verdict == "compile_error":
+      with lock:
+        uncompilable.add(i)
+    return outcome
+
+  if max_workers == 1 or len(jobs) <= 1:
+    for i, j in jobs:
+      results[i][j] = judge(i, j)
+  else:
+    with concurrent.futures.ThreadPoolExecutor(max_workers, "code-reward") as pool:
+      futures = {pool.submit(judge, i, j): (i, j) for i, j in jobs}
+      try:
+        for future in concurrent.futures.as_completed(futures):
+          i, j = futures[future]
+          results[i][j] = future.result()
+      except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+  return results  # type: ignore[return-value]
 
 
 def _judge_one(code: str, test: StdioTest | CallTest, timeout_s: float,
                config: SandboxConfig) -> TestOutcome:
-    if isinstance(test, StdioTest):
-        res = run_program(code, stdin=test.input, timeout_s=timeout_s, config=config)
-    else:
-        res = run_program(code, call=test.call, timeout_s=timeout_s, config=config)
-    failure = _failure(res)
-    if failure is not None:
-        return failure
-    if isinstance(test, StdioTest):
-        if res.exit_code != 0:
-            return TestOutcome("runtime_error", f"exit {res.exit_code}: {_tail(res.stderr)}")
-        try:
-            out = res.stdout.decode("utf-8")
-        except UnicodeDecodeError as e:
-            return TestOutcome("wrong_answer", f"stdout is not UTF-8: {e}")
-        if out.split() == test.output.split():
-            return TestOutcome("passed")
-        return TestOutcome("wrong_answer", f"got {out[:200]!r}")
-    if not res.result:
-        return TestOutcome("runtime_error", f"exit {res.exit_code}: {_tail(res.stderr)}")
+  if isinstance(test, StdioTest):
+    res = run_program(code, stdin=test.input, timeout_s=timeout_s, config=config)
+  else:
+    res = run_program(code, call=test.call, timeout_s=timeout_s, config=config)
+  failure = _failure(res)
+  if failure is not None:
+    return failure
+  if isinstance(test, StdioTest):
+    if res.exit_code != 0:
+      return TestOutcome("runtime_error", f"exit {res.exit_code}: {_tail(res.stderr)}")
     try:
-        value = ast.literal_eval(res.result.decode("utf-8"))
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError,
-            UnicodeDecodeError) as e:
-        return TestOutcome("wrong_answer", f"unparseable result: {type(e).__name__}")
-    if _same_value(value, test.expected_value):
-        return TestOutcome("passed")
-    return TestOutcome("wrong_answer", f"got {res.result[:200]!r}")
+      out = res.stdout.decode("utf-8")
+    except UnicodeDecodeError as e:
+      return TestOutcome("wrong_answer", f"stdout is not UTF-8: {e}")
+    if out.split() == test.output.split():
+      return TestOutcome("passed")
+    return TestOutcome("wrong_answer", f"got {out[:200]!r}")
+  if not res.result:
+    return TestOutcome("runtime_error", f"exit {res.exit_code}: {_tail(res.stderr)}")
+  try:
+    value = ast.literal_eval(res.result.decode("utf-8"))
+  except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError,
+          UnicodeDecodeError) as e:
+    return TestOutcome("wrong_answer", f"unparseable result: {type(e).__name__}")
+  if _same_value(value, test.expected_value):
+    return TestOutcome("passed")
+  return TestOutcome("wrong_answer", f"got {res.result[:200]!r}")
 
 
 def _failure(res: RunResult) -> TestOutcome | None:
-    if res.compile_error is not None:
-        return TestOutcome("compile_error", res.compile_error)
-    if res.output_exceeded:
-        return TestOutcome("output_limit")
-    if res.timed_out:
-        return TestOutcome("timeout", f"after {res.wall_s:.2f}s")
-    return None
+  if res.compile_error is not None:
+    return TestOutcome("compile_error", res.compile_error)
+  if res.output_exceeded:
+    return TestOutcome("output_limit")
+  if res.timed_out:
+    return TestOutcome("timeout", f"after {res.wall_s:.2f}s")
+  return None
 
 
 def _tail(data: bytes) -> str:
-    return data[-300:].decode("utf-8", "replace")
+  return data[-300:].decode("utf-8", "replace")
 
 
 def _same_value(got: object, want: object, depth: int = 0) -> bool:
-    """Value equality on plain literals; floats compare with a small tolerance."""
-    if depth > 1000:
-        return False
-    tg, tw = type(got), type(want)
-    if tg in (int, float) and tw in (int, float):
-        if tg is float or tw is float:
-            return math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-9)  # type: ignore[arg-type]
-        return got == want
-    if tg is not tw:
-        return False
-    if tg in (list, tuple):
-        return len(got) == len(want) and all(  # type: ignore[arg-type]
-            _same_value(g, w, depth + 1) for g, w in zip(got, want))  # type: ignore[call-overload]
-    if tg is dict:
-        return got.keys() == want.keys() and all(  # type: ignore[union-attr]
-            _same_value(got[k], want[k], depth + 1) for k in want)  # type: ignore[index]
+  """Value equality on plain literals; floats compare with a small tolerance."""
+  if depth > 1000:
+    return False
+  tg, tw = type(got), type(want)
+  if tg in (int, float) and tw in (int, float):
+    if tg is float or tw is float:
+      return math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-9)  # type: ignore[arg-type]
     return got == want
+  if tg is not tw:
+    return False
+  if tg in (list, tuple):
+    return len(got) == len(want) and all(  # type: ignore[arg-type]
+        _same_value(g, w, depth + 1) for g, w in zip(got, want))  # type: ignore[call-overload]
+  if tg is dict:
+    return got.keys() == want.keys() and all(  # type: ignore[union-attr]
+        _same_value(got[k], want[k], depth + 1) for k in want)  # type: ignore[index]
+  return got == want
