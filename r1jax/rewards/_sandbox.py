@@ -9,37 +9,36 @@ decide whether it passed.
 Two isolation modes, chosen once per process by :func:`sandbox_capabilities`:
 
 ``namespaces``
-    The runner (``_sandbox_runner.py``) unshares mount, network, pid, ipc and
-    uts namespaces (plus a user namespace when the judge is not root), builds a
-    minimal read-only root (``/usr``, the interpreter's prefix, a few devices,
-    private size-capped ``/tmp``, the program's directory at ``/work``),
-    ``pivot_root``s into it and detaches the host tree, and runs the program as
-    pid 2 under rlimits with a
-    unique unprivileged uid (root judge) or with every capability dropped
-    (non-root judge), ``no_new_privs`` set.  The new network namespace has only
-    a downed loopback, so no connection can be made.  When pid 1 of the
-    namespace exits or is killed, the kernel kills every process in it; pid 1
-    has ``PDEATHSIG=SIGKILL``, so killing the runner (the judge's backstop)
-    takes the namespace down too.
+    The runner (``_sandbox_runner.py``, with ``_sandbox_jail``) unshares mount,
+    network, pid, ipc and uts namespaces (plus a user namespace when the judge is
+    not root), builds a minimal read-only root (``/usr``, the interpreter's
+    prefix, a few devices, private size-capped ``/tmp``, the program's directory
+    at ``/work``), ``pivot_root``s into it and detaches the host tree, and runs
+    the program as pid 2 under rlimits with a unique unprivileged uid (root
+    judge) or with every capability dropped (non-root judge), ``no_new_privs``
+    set.  The new network namespace has only a downed loopback, so no
+    connection can be made.  When pid 1 of the namespace exits or is killed, the
+    kernel kills every process in it; pid 1 has ``PDEATHSIG=SIGKILL``, so
+    killing the runner (the judge's backstop) takes the namespace down too.
 
     Residual risks: rlimits are per process, so memory is bounded by
-    ``memory_mb * max_processes`` (no cgroups); the program may create user
-    namespaces of its own where the host allows unprivileged ones (kernel attack
-    surface; there is no host filesystem left in its mount namespace to reach);
-    no seccomp filter.
+    ``memory_mb * max_processes`` (no cgroups); the program
+    may create user namespaces of its own where the host allows unprivileged ones
+    (kernel attack surface; there is no host filesystem left in its mount
+    namespace to reach); no seccomp filter.
 
 ``fallback``
     No namespaces (e.g. a container without ``CAP_SYS_ADMIN`` and no
     unprivileged user namespaces).  The program runs in its own session in a
     fresh temp directory under rlimits, with a unique uid when the judge is
     root, behind a ``sys.addaudithook`` hook installed before the program is
-    compiled: sockets, new programs, ctypes, signals to other processes, and
-    file access outside the work directory / interpreter files are refused.
-    The runner (a trusted supervisor, see ``_sandbox_runner``) kills the
-    program's session when it exits or times out and then sweeps any process
-    left with the sandbox uid (root) or the per-run marker in its environment
-    (non-root); the judge repeats the sweep as a backstop.  This is defence in
-    depth, not a kernel boundary.
+    compiled (``_sandbox_audit``): sockets, new programs, ctypes, signals to
+    other processes, and file access outside the work directory / interpreter
+    files are refused.  The runner (a trusted supervisor, see
+    ``_sandbox_runner``) kills the program's session when it exits or times out
+    and then sweeps any process left with the sandbox uid (root) or the per-run
+    marker in its environment (non-root); the judge repeats the sweep as a
+    backstop.  This is defence in depth, not a kernel boundary.
 
 In both modes the runner watches a lifeline pipe from the judge, so a judge
 that dies mid-run (OOM, SIGKILL) leaves no sandbox process behind.
@@ -49,7 +48,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import marshal
 import os
 import secrets
@@ -57,24 +55,18 @@ import selectors
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
-from typing import Iterator, Literal
+from typing import Literal
+
+from r1jax.rewards import _sandbox_host as host
+from r1jax.rewards._sandbox_host import MARKER_ENV  # noqa: F401 - re-exported
 
 RUNNER_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_sandbox_runner.py")
-MARKER_ENV = "R1JAX_SANDBOX_RUN"
-"""Environment variable set (to a random per-run token) in every sandboxed process."""
-
-# Unique uids for sandboxed programs when the judge runs as root.  Each judge
-# process (keyed by pid) owns a block of 65536 uids and cycles through it, so a
-# uid is not reused until 65536 runs later: in fallback mode killed processes
-# are reaped by the host's init, and until then they still count against
-# RLIMIT_NPROC of their uid.
-_UID_BASE = 1_000_000_000
-_UID_BLOCK = 1 << 16
-_MAX_SLOTS = 64  # concurrent sandboxes per judge process
+_UID_BASE = host.UID_BASE  # the tests find sandbox uids from these
+_UID_BLOCK = host.UID_BLOCK
+_python = host.python
 _BACKSTOP_S = 2.0  # judge-side grace on top of the runner's own timer
 _DRAIN_AFTER_RUNNER_S = 0.2  # how long output may trail the runner's exit
 _STDERR_KEEP = 64 << 10
@@ -131,147 +123,6 @@ class RunResult:
 
 
 # ---------------------------------------------------------------------------
-# uid slots (root judge only)
-# ---------------------------------------------------------------------------
-
-_slot_lock = threading.Lock()
-_slot_sem = threading.BoundedSemaphore(_MAX_SLOTS)
-_uids_in_use: set[int] = set()
-_uid_counter = 0
-
-
-def uid_block() -> tuple[int, int]:
-  """The [start, stop) range of sandbox uids this judge process uses (root judge)."""
-  start = _UID_BASE + (os.getpid() % 16384) * _UID_BLOCK
-  return start, start + _UID_BLOCK
-
-
-def marker_prefix() -> str:
-  """Prefix of the marker value of every sandbox this judge process starts."""
-  return f"{os.getpid()}-"
-
-
-@contextlib.contextmanager
-def _uid_slot() -> Iterator[int]:
-  """Lease a uid that no other live sandbox uses and that was not used recently."""
-  global _uid_counter
-  _slot_sem.acquire()
-  block = uid_block()[0]
-  with _slot_lock:
-    while True:
-      uid = block + _uid_counter % _UID_BLOCK
-      _uid_counter += 1
-      if uid not in _uids_in_use:
-        break
-    _uids_in_use.add(uid)
-  try:
-    yield uid
-  finally:
-    with _slot_lock:
-      _uids_in_use.discard(uid)
-    _slot_sem.release()
-
-
-# ---------------------------------------------------------------------------
-# process sweeping
-# ---------------------------------------------------------------------------
-
-
-def _live_pids(match) -> list[int]:
-  """Pids of non-zombie processes for which ``match(pid_dir) `` is true."""
-  found = []
-  for name in os.listdir("/proc"):
-    if not name.isdigit():
-      continue
-    try:
-      with open(f"/proc/{name}/stat", "rb") as f:
-        state = f.read().rsplit(b")", 1)[1].split()[0]
-      if state in (b"Z", b"X") or not match(name):
-        continue
-    except (OSError, IndexError):
-      continue
-    found.append(int(name))
-  return found
-
-
-def pids_with_uid(uid: int) -> list[int]:
-  """Live processes whose real uid is ``uid``."""
-
-  def match(pid: str) -> bool:
-    with open(f"/proc/{pid}/status", "rb") as f:
-      for line in f:
-        if line.startswith(b"Uid:"):
-          return int(line.split()[1]) == uid
-    return False
-
-  return _live_pids(match)
-
-
-def pids_with_marker(token: str) -> list[int]:
-  """Live processes (readable by us) whose initial environment holds the run marker."""
-  needle = f"{MARKER_ENV}={token}".encode()
-
-  def match(pid: str) -> bool:
-    with open(f"/proc/{pid}/environ", "rb") as f:
-      return needle in f.read().split(b"\0")
-
-  return _live_pids(match)
-
-
-def _sweep(find, what: str) -> None:
-  for _ in range(200):
-    pids = find()
-    if not pids:
-      return
-    for pid in pids:
-      with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, signal.SIGKILL)
-    time.sleep(0.005)
-  raise SandboxError(f"could not kill the processes left by a sandboxed program ({what})")
-
-
-# ---------------------------------------------------------------------------
-# interpreter and filesystem layout
-# ---------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=None)
-def _python() -> str:
-  return os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
-
-
-@functools.lru_cache(maxsize=None)
-def _binds() -> tuple[tuple[str, str, str], ...]:
-  """Host paths the chrooted program sees, read-only: system dirs and the interpreter."""
-  binds: list[tuple[str, str, str]] = []
-  dirs: list[str] = []
-  for path in ("/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin"):
-    if os.path.islink(path):
-      binds.append(("link", path, os.readlink(path)))
-    elif os.path.isdir(path):
-      binds.append(("dir", path, ""))
-      dirs.append(path)
-  prefixes = {sys.base_prefix, sys.base_exec_prefix, os.path.dirname(os.path.dirname(_python()))}
-  for prefix in sorted(os.path.realpath(p) for p in prefixes):
-    if prefix == "/" or not os.path.isdir(prefix):
-      continue
-    if not any(prefix == d or prefix.startswith(d + "/") for d in dirs):
-      binds.append(("dir", prefix, ""))
-      dirs.append(prefix)
-  if os.path.isfile("/etc/ld.so.cache"):
-    binds.append(("file", "/etc/ld.so.cache", ""))
-  return tuple(binds)
-
-
-@functools.lru_cache(maxsize=None)
-def _read_roots() -> tuple[str, ...]:
-  """Paths a fallback-mode program may read besides its own directory."""
-  roots = {sys.base_prefix, sys.base_exec_prefix, os.path.dirname(os.path.dirname(_python())),
-           "/usr/lib", "/usr/lib64", "/usr/share/zoneinfo"}
-  return tuple(sorted(os.path.realpath(r) for r in roots))
-
-
-# ---------------------------------------------------------------------------
 # capabilities probe
 # ---------------------------------------------------------------------------
 
@@ -295,6 +146,7 @@ def sandbox_capabilities() -> dict:
 
 
 def _probe() -> dict:
+  """Try namespaces (with /proc, then without), else fallback; raise if neither runs."""
   as_root = os.geteuid() == 0
   reasons = []
   for mount_proc in (True, False):
@@ -307,7 +159,8 @@ def _probe() -> dict:
       return {
           "isolation": "namespaces",
           "network": "network-namespace",
-          "filesystem": "pivot_root into a minimal read-only root, private /tmp, program dir at /work",
+          "filesystem": ("pivot_root into a minimal read-only root, private /tmp, "
+                         "program dir at /work"),
           "processes": "pid-namespace",
           "user": "unique-uid" if as_root else "user-namespace (no capabilities)",
           "as_root": as_root,
@@ -332,6 +185,7 @@ def _probe() -> dict:
 
 
 def _mode_for(config: SandboxConfig) -> tuple[str, bool]:
+  """The isolation mode ``config`` gets on this host, and whether /proc is mounted."""
   caps = sandbox_capabilities()
   if config.isolation == "fallback":
     return "fallback", False
@@ -376,7 +230,7 @@ def _run(source: str, stdin: str | None, call: str | None, timeout_s: float,
     stdin_path = os.path.join(top, "stdin")  # outside work/, read only by the judge
     with open(os.open(stdin_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
       f.write((stdin or "").encode("utf-8", "surrogatepass"))
-    slot = _uid_slot() if as_root else contextlib.nullcontext(None)
+    slot = host.uid_slot() if as_root else contextlib.nullcontext(None)
     with slot as uid:
       if uid is not None:
         for path in (work, os.path.join(work, "main.py")):
@@ -387,6 +241,8 @@ def _run(source: str, stdin: str | None, call: str | None, timeout_s: float,
 
 
 def _rmtree(path: str) -> None:
+  """Remove a run's directory whatever the program did to its permissions."""
+
   def fix(func, p, exc):
     with contextlib.suppress(OSError):
       os.chmod(os.path.dirname(p), 0o700)
@@ -399,7 +255,8 @@ def _rmtree(path: str) -> None:
 
 def _launch(top: str, work: str, stdin_path: str, call: str | None, timeout_s: float,
             config: SandboxConfig, mode: str, mount_proc: bool, uid: int | None) -> RunResult:
-  token = marker_prefix() + secrets.token_hex(8)
+  """Start the runner on a prepared directory, collect its output, and judge how it ended."""
+  token = host.marker_prefix() + secrets.token_hex(8)
   cpu_s = int(timeout_s) + 1
   status_r, status_w = os.pipe()
   result_r, result_w = os.pipe() if call is not None else (-1, -1)
@@ -418,8 +275,8 @@ def _launch(top: str, work: str, stdin_path: str, call: str | None, timeout_s: f
       "marker_env": MARKER_ENV,
       "workdir": work,
       "rootdir": os.path.join(top, "root"),
-      "binds": _binds(),
-      "read_roots": _read_roots(),
+      "binds": host.binds(),
+      "read_roots": host.read_roots(),
       "mount_proc": mount_proc,
       "tmpfs_mb": config.tmpfs_mb,
       "limits": {
@@ -439,7 +296,7 @@ def _launch(top: str, work: str, stdin_path: str, call: str | None, timeout_s: f
       "TMPDIR": "/tmp" if mode == "namespaces" else work,
       MARKER_ENV: token,
   }
-  argv = [_python(), "-I", "-S", "-B", "-X", "utf8", RUNNER_PATH, marshal.dumps(cfg).hex()]
+  argv = [host.python(), "-I", "-S", "-B", "-X", "utf8", RUNNER_PATH, marshal.dumps(cfg).hex()]
   pass_fds = (status_w, lifeline_r) if call is None else (status_w, lifeline_r, result_w)
   start = time.monotonic()
   try:
@@ -569,12 +426,15 @@ def _kill_all(proc: subprocess.Popen, mode: str, uid: int | None, token: str) ->
     with contextlib.suppress(ProcessLookupError, PermissionError):
       os.killpg(proc.pid, signal.SIGKILL)
     if uid is not None:
-      _sweep(lambda: pids_with_uid(uid), f"uid {uid}")
+      swept, what = host.sweep(lambda: host.pids_with_uid(uid)), f"uid {uid}"
     else:
-      _sweep(lambda: pids_with_marker(token), f"marker {token}")
+      swept, what = host.sweep(lambda: host.pids_with_marker(token)), f"marker {token}"
+    if not swept:
+      raise SandboxError(f"could not kill the processes left by a sandboxed program ({what})")
 
 
 def _parse_status(raw: bytes) -> dict[str, str]:
+  """The runner's status lines as {token: message}, first of each token only."""
   tokens: dict[str, str] = {}
   for line in raw.decode("utf-8", "replace").splitlines():
     key, _, msg = line.partition(" ")

@@ -19,7 +19,8 @@ Threat model
 ------------
 The program is untrusted input written by a model under optimisation
 pressure: assume it tries every way to cheat or damage the host it is allowed
-to.  Defences, in ``r1jax.rewards._sandbox`` / ``_sandbox_runner``:
+to.  Defences, in ``r1jax.rewards._sandbox`` (host side) and ``_sandbox_runner``
+(the child: ``_sandbox_jail``, ``_sandbox_confine``, ``_sandbox_audit``):
 
 * One process per test, in a fresh temporary directory, started with a
   minimal environment built from scratch (nothing inherited), ``python -I -S``
