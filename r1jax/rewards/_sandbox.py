@@ -40,6 +40,14 @@ Two isolation modes, chosen once per process by :func:`sandbox_capabilities`:
     marker in its environment (non-root); the judge repeats the sweep as a
     backstop.  This is defence in depth, not a kernel boundary.
 
+Time: ``timeout_s`` is the program's own time, from when it starts (after the
+sandbox is built and it compiled), not counting the time its main thread waits
+for a CPU on a loaded host; the runner kills it once that is spent, and in any
+case after ``_MAX_STRETCH * timeout_s + 1`` s of wall-clock time.  Its CPU time
+is capped by ``RLIMIT_CPU`` (``int(timeout_s) + 1`` s a process); dying of
+SIGXCPU is a timeout too.  So a verdict does not depend on how busy the machine
+is, up to a slow-down of ``_MAX_STRETCH``.
+
 In both modes the runner watches a lifeline pipe from the judge, so a judge
 that dies mid-run (OOM, SIGKILL) leaves no sandbox process behind.
 """
@@ -67,7 +75,9 @@ RUNNER_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_sandbox
 _UID_BASE = host.UID_BASE  # the tests find sandbox uids from these
 _UID_BLOCK = host.UID_BLOCK
 _python = host.python
-_BACKSTOP_S = 2.0  # judge-side grace on top of the runner's own timer
+_SETUP_S = 30.0  # wall-clock cap on building the sandbox before the program starts
+_MAX_STRETCH = 4.0  # however busy the host, a program is killed after this x timeout_s
+_BACKSTOP_S = 2.0  # judge-side grace on top of the runner's own caps
 _DRAIN_AFTER_RUNNER_S = 0.2  # how long output may trail the runner's exit
 _STDERR_KEEP = 64 << 10
 
@@ -120,6 +130,7 @@ class RunResult:
   compile_error: str | None
   started: bool  # the program got as far as running
   wall_s: float
+  limit_detail: str = ""  # what the runner saw when it stopped the program for a limit
 
 
 # ---------------------------------------------------------------------------
@@ -258,6 +269,7 @@ def _launch(top: str, work: str, stdin_path: str, call: str | None, timeout_s: f
   """Start the runner on a prepared directory, collect its output, and judge how it ended."""
   token = host.marker_prefix() + secrets.token_hex(8)
   cpu_s = int(timeout_s) + 1
+  wall_cap_s = _MAX_STRETCH * timeout_s + 1.0
   status_r, status_w = os.pipe()
   result_r, result_w = os.pipe() if call is not None else (-1, -1)
   # The runner watches the read end; EOF means this judge process died.
@@ -268,6 +280,8 @@ def _launch(top: str, work: str, stdin_path: str, call: str | None, timeout_s: f
       "uid": uid,
       "gid": uid,
       "timeout_s": timeout_s,
+      "wall_cap_s": wall_cap_s,
+      "setup_s": _SETUP_S,
       "call": call,
       "status_fd": status_w,
       "result_fd": result_w,
@@ -322,8 +336,9 @@ def _launch(top: str, work: str, stdin_path: str, call: str | None, timeout_s: f
     if result_w != -1:
       os.close(result_w)
   try:
+    backstop = start + _SETUP_S + wall_cap_s + _BACKSTOP_S  # the runner's caps, and then some
     streams, killed_timeout, exceeded = _collect(
-        proc, status_r, result_r, start + timeout_s + _BACKSTOP_S, config.max_output_bytes)
+        proc, status_r, result_r, backstop, config.max_output_bytes)
   finally:
     _kill_all(proc, mode, uid, token)
     os.close(lifeline_w)
@@ -339,16 +354,28 @@ def _launch(top: str, work: str, stdin_path: str, call: str | None, timeout_s: f
         f"sandbox runner ended without a status (exit {proc.returncode}): "
         f"{streams['stderr'][-500:]!r}")
   exit_code = os.waitstatus_to_exitcode(int(tokens["X"])) if "X" in tokens else None
+  out_of_cpu = exit_code == -signal.SIGXCPU  # RLIMIT_CPU: out of time, counted in CPU
+  if "T" in tokens:
+    detail = f"time: {tokens['T']}"
+  elif out_of_cpu:
+    detail = "time: out of CPU time (SIGXCPU)"
+  elif exceeded:
+    detail = f"output: over {config.max_output_bytes} bytes"
+  elif killed_timeout:
+    detail = f"time: the judge's backstop fired after {time.monotonic() - start:.2f}s"
+  else:
+    detail = ""
   return RunResult(
       stdout=bytes(streams["stdout"]),
       stderr=bytes(streams["stderr"]),
       result=bytes(streams["result"]) if call is not None else None,
       exit_code=exit_code,
-      timed_out=killed_timeout or "T" in tokens,
+      timed_out=killed_timeout or "T" in tokens or out_of_cpu,
       output_exceeded=exceeded,
       compile_error=tokens["S"] if "S" in tokens else None,
       started=started,
       wall_s=wall,
+      limit_detail=detail,
   )
 
 

@@ -12,7 +12,7 @@ and then drops them for good.
 Process tree::
 
     judge (host)                       reads stdout/stderr/status/result pipes
-      runner   (this file, main)       trusted supervisor: wall-clock timer,
+      runner   (this file, main)       trusted supervisor: the program's clock,
                                        watches the judge's lifeline pipe
         init   (namespaces only)       pid 1 of a new pid namespace: builds the
                                        root, pivot_root, reaps, reports exit
@@ -26,10 +26,17 @@ runner kills its session and sweeps leftovers (by uid, or by the per-run
 marker in the environment) as soon as it exits or times out.  If the judge
 dies, the lifeline pipe reads EOF and the runner kills everything first.
 
+The program's clock starts when it is about to run (``R``), not when the runner
+starts, and it does not run while the program waits for a CPU: on a busy machine
+the program is charged wall-clock time less its main thread's run-queue wait
+(``/proc/<pid>/schedstat``), so a verdict does not depend on how loaded the host
+is.  The credit is capped: whatever the load, the program is killed after
+``wall_cap_s`` of wall-clock time.  Sandbox setup has its own cap, ``setup_s``.
+
 Protocol on the status pipe (runner -> judge, one token per line), written when
 the run is over: ``R`` program about to start, ``S <msg>`` program does not
 compile, ``E <msg>`` sandbox setup failed, ``X <wait status>`` exit of the user
-process, ``T`` the runner's wall-clock timer fired.
+process, ``T <msg>`` the program ran out of time.
 The status pipe and the internal setup pipe are closed before untrusted code
 runs, so the program cannot write to them.  The program's function-call result
 goes to a separate result pipe; it is only a *claimed value* that the judge
@@ -38,8 +45,10 @@ compares against an expected value the child never sees.
 
 import marshal
 import os
+import select
 import signal
 import sys
+import time
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.append(_HERE)  # last: a sibling never shadows the standard library
@@ -50,53 +59,119 @@ finally:
   sys.path.remove(_HERE)
   sys.path_importer_cache.pop(_HERE, None)
 
+class _Clock:
+  """The program's time: wall clock since ``R``, less its main thread's run-queue wait."""
 
-def _supervise(cfg: dict, pid: int, setup_r: int) -> tuple[bytes, int | None, bool]:
-  """Wait for the child, enforcing the wall clock and watching the judge's lifeline.
+  def __init__(self, proc_fd: int, pid: int | None, timeout_s: float, wall_cap_s: float
+               ) -> None:
+    self.start = time.monotonic()
+    self.timeout_s = timeout_s
+    self.hard = self.start + wall_cap_s
+    self.fd, self.wait0, self.last = None, 0.0, 0.0
+    if pid is not None:
+      try:
+        self.fd = os.open(f"{pid}/schedstat", os.O_RDONLY, dir_fd=proc_fd)
+      except OSError:
+        pass
+    self.wait0 = self._waited()
 
-  Returns (setup-pipe messages, wait status of the child, timed out).  The
-  child is ``init`` (namespaces: killing it takes the whole pid namespace) or
-  the program itself (fallback: its session is killed and leftovers swept).
+  def _waited(self) -> float:
+    """Seconds the program's main thread spent runnable but not running, so far."""
+    if self.fd is not None:
+      try:
+        self.last = int(os.pread(self.fd, 128, 0).split()[1]) / 1e9
+      except (OSError, IndexError, ValueError):  # the thread is gone: keep the last value
+        pass
+    return self.last
+
+  def deadline(self) -> float:
+    """When the program's time runs out, as of now (moves later while it is starved)."""
+    return min(self.start + self.timeout_s + max(0.0, self._waited() - self.wait0), self.hard)
+
+  def summary(self) -> str:
+    """How long the program had, for the verdict's detail."""
+    now = time.monotonic()
+    return f"wall={now - self.start:.2f}s cpu_wait={max(0.0, self._waited() - self.wait0):.2f}s"
+
+  def close(self) -> None:
+    """Close the schedstat descriptor."""
+    if self.fd is not None:
+      os.close(self.fd)
+      self.fd = None
+
+
+def _program_pid(cfg: dict, proc_fd: int, pid: int) -> int | None:
+  """Host pid of the user process: ``pid`` itself (fallback) or init's only child."""
+  if cfg["mode"] == "fallback":
+    return pid
+  try:
+    fd = os.open(f"{pid}/task/{pid}/children", os.O_RDONLY, dir_fd=proc_fd)
+    try:
+      children = os.read(fd, 4096).split()
+    finally:
+      os.close(fd)
+    return int(children[0]) if len(children) == 1 else None
+  except (OSError, ValueError):
+    return None
+
+
+def _supervise(cfg: dict, pid: int, setup_r: int, proc_fd: int
+               ) -> tuple[bytes, int | None, str | None]:
+  """Wait for the child, enforcing the program's clock and watching the judge's lifeline.
+
+  Returns (setup-pipe messages, wait status of the child, why it was killed: a
+  status token, or None).  The child is ``init`` (namespaces: killing it takes
+  the whole pid namespace) or the program itself (fallback: its session is
+  killed and leftovers swept).  ``proc_fd`` is the host's ``/proc``, opened
+  before init's ``pivot_root`` moved this process into the sandbox's root too.
   """
-  import select
-  import time
-
   lifeline = cfg["lifeline_fd"]
+  fallback = cfg["mode"] == "fallback"
   try:
     pidfd = os.pidfd_open(pid)
   except (AttributeError, OSError):  # kernel < 5.3 or a seccomp filter: poll
     pidfd = None
   watch = {setup_r, lifeline} | ({pidfd} if pidfd is not None else set())
-  deadline = time.monotonic() + cfg["timeout_s"]
-  chunks, status, timed_out = [], None, False
-  while True:
-    if status is None:
-      reaped, wait_status = os.waitpid(pid, os.WNOHANG)
-      if reaped:
-        status = wait_status
-        if cfg["mode"] == "fallback":
-          _kill_fallback(cfg, pid)  # whatever the program left running
-    if status is not None and setup_r not in watch:
-      return b"".join(chunks), status, timed_out
-    remaining = deadline - time.monotonic()
-    if remaining <= 0 and not timed_out:
-      timed_out = True
-      _kill_child(cfg, pid)
-    wait = None if timed_out else max(remaining, 0)
-    if pidfd is None or pidfd not in watch:
-      wait = 0.005 if wait is None else min(wait, 0.005)
-    for fd in select.select(list(watch), [], [], wait)[0]:
-      if fd == lifeline:  # EOF: the judge is gone; leave nothing behind
-        _kill_child(cfg, pid)
-        jail._exit(1)
-      if fd == pidfd:
-        watch.discard(pidfd)
-        continue
-      data = os.read(fd, 4096)
-      if data:
+  deadline = time.monotonic() + cfg["setup_s"]
+  chunks, status, killed, clock = [], None, None, None
+  try:
+    while True:
+      if status is None:
+        reaped, wait_status = os.waitpid(pid, os.WNOHANG)
+        if reaped:
+          status = wait_status
+          if fallback:
+            _kill_fallback(cfg, pid)  # whatever the program left running
+      if status is not None and setup_r not in watch:
+        return b"".join(chunks), status, killed
+      now = time.monotonic()
+      if killed is None and now >= deadline:
+        deadline = clock.deadline() if clock is not None else deadline
+        if now >= deadline:
+          killed = "T " + (clock.summary() if clock else f"setup over {cfg['setup_s']:g}s")
+          _kill_child(cfg, pid)
+      wait = None if killed is not None else max(deadline - now, 0.0)
+      if pidfd is None or pidfd not in watch:
+        wait = 0.005 if wait is None else min(wait, 0.005)
+      for fd in select.select(list(watch), [], [], wait)[0]:
+        if fd == lifeline:  # EOF: the judge is gone; leave nothing behind
+          _kill_child(cfg, pid)
+          jail._exit(1)
+        if fd == pidfd:
+          watch.discard(pidfd)
+          continue
+        data = os.read(fd, 4096)
+        if not data:
+          watch.discard(fd)
+          continue
         chunks.append(data)
-      else:
-        watch.discard(fd)
+        if clock is None and b"R" in b"".join(chunks).split(b"\n"):
+          clock = _Clock(proc_fd, _program_pid(cfg, proc_fd, pid), cfg["timeout_s"],
+                         cfg["wall_cap_s"])
+          deadline = clock.deadline()
+  finally:
+    if clock is not None:
+      clock.close()
 
 
 def _kill_child(cfg: dict, pid: int) -> None:
@@ -141,8 +216,6 @@ def _kill_fallback(cfg: dict, pid: int) -> None:
         continue
     if not found:
       return
-    import time
-
     time.sleep(0.005)
 
 
@@ -176,18 +249,21 @@ def main() -> None:
   if namespaces:
     jail.enter_namespaces(cfg)
   setup_r, setup_w = os.pipe()
+  # The host's /proc, for the program's clock: init's pivot_root moves this
+  # process into the sandbox's root as well (one mount namespace).
+  proc_fd = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY)
   pid = os.fork()
   if pid == 0:
-    for fd in (cfg["status_fd"], cfg["lifeline_fd"], setup_r):
+    for fd in (cfg["status_fd"], cfg["lifeline_fd"], setup_r, proc_fd):
       os.close(fd)
     if namespaces:
       _init_main(cfg, src, setup_w)  # never returns
     os.setsid()  # the program's own session: the supervisor kills it as a group
     confine.main(cfg, src, setup_w)  # never returns
   os.close(setup_w)
-  messages, status, timed_out = _supervise(cfg, pid, setup_r)
-  if timed_out:
-    jail.report(cfg["status_fd"], "T")
+  messages, status, killed = _supervise(cfg, pid, setup_r, proc_fd)
+  if killed is not None:
+    jail.report(cfg["status_fd"], killed[0], killed[2:])
   if not namespaces and status is not None:
     messages += f"X {status}\n".encode()  # (namespaces: init reports the program's)
   try:

@@ -26,13 +26,15 @@ to.  Defences, in ``r1jax.rewards._sandbox`` (host side) and ``_sandbox_runner``
   minimal environment built from scratch (nothing inherited), ``python -I -S``
   (standard library only), rlimits on CPU seconds, address space, file size,
   number of processes and open files, no core dumps.
-* A wall-clock limit (``timeout_s``, per test) that kills the whole sandbox:
-  in ``namespaces`` mode the program is inside a new pid namespace whose init
-  dies with it; in ``fallback`` mode the supervising runner kills the
-  program's session and then sweeps every process left with the sandbox uid /
-  per-run marker.  A dead judge is noticed through a lifeline pipe.  Stdout is
-  capped (``SandboxConfig.max_output_bytes``); over the cap the run is killed
-  and fails.
+* A time limit (``timeout_s``, per test) that kills the whole sandbox: in
+  ``namespaces`` mode the program is inside a new pid namespace whose init dies
+  with it; in ``fallback`` mode the supervising runner kills the program's
+  session and then sweeps every process left with the sandbox uid / per-run
+  marker.  The limit is the program's own time (from when it starts, less the
+  time it waits for a CPU on a loaded host, within a wall-clock cap of a few
+  times ``timeout_s``), so verdicts do not depend on how busy the machine is.
+  A dead judge is noticed through a lifeline pipe.  Stdout is capped
+  (``SandboxConfig.max_output_bytes``); over the cap the run is killed and fails.
 * No network: a fresh network namespace (only a downed loopback) where the
   kernel allows it, otherwise a ``sys.addaudithook`` hook installed before the
   program is compiled refuses socket creation, connect, name lookups, starting
@@ -318,9 +320,9 @@ def _failure(res: RunResult) -> TestOutcome | None:
   if res.compile_error is not None:
     return TestOutcome("compile_error", res.compile_error)
   if res.output_exceeded:
-    return TestOutcome("output_limit")
+    return TestOutcome("output_limit", res.limit_detail)
   if res.timed_out:
-    return TestOutcome("timeout", f"after {res.wall_s:.2f}s")
+    return TestOutcome("timeout", res.limit_detail or f"after {res.wall_s:.2f}s")
   return None
 
 
