@@ -166,9 +166,12 @@ def resume(ckpt: Checkpointer, state: Any, shardings: Any, writer: Any, stage: s
   """(state, metadata, finished) from the latest restorable checkpoint, or (state,
   {"step": 0}, False) when there is none.
 
-  A resumed run drops metric rows logged after the checkpoint (they are re-logged).
+  A resumed run drops metric rows logged after the checkpoint (they are re-logged); a
+  run that starts afresh drops every row (those of a run killed before its first
+  checkpoint was complete).
   """
   if ckpt.latest_step() is None:
+    writer.truncate_after(-1)
     return state, {"step": 0}, False
   state, meta = ckpt.restore(state, shardings, log=log)
   start = int(meta["step"])
