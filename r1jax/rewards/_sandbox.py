@@ -12,17 +12,19 @@ Two isolation modes, chosen once per process by :func:`sandbox_capabilities`:
     The runner (``_sandbox_runner.py``, with ``_sandbox_jail``) unshares mount,
     network, pid, ipc and uts namespaces (plus a user namespace when the judge is
     not root), builds a minimal read-only root (``/usr``, the interpreter's
-    prefix, a few devices, private size-capped ``/tmp``, the program's directory
-    at ``/work``), ``pivot_root``s into it and detaches the host tree, and runs
-    the program as pid 2 under rlimits with a unique unprivileged uid (root
-    judge) or with every capability dropped (non-root judge), ``no_new_privs``
-    set.  The new network namespace has only a downed loopback, so no
+    prefix, a few devices, private ``/tmp``, ``/dev/shm`` and ``/work`` (the
+    program's directory, holding a copy of ``main.py``) on tmpfs capped at
+    ``tmpfs_mb`` and ``max_files`` each), ``pivot_root``s into it and detaches
+    the host tree, and runs the program as pid 2 under rlimits with a unique
+    unprivileged uid (root judge) or with every capability dropped (non-root
+    judge), ``no_new_privs`` set.  Nothing the program writes reaches a host
+    disk.  The new network namespace has only a downed loopback, so no
     connection can be made.  When pid 1 of the namespace exits or is killed, the
     kernel kills every process in it; pid 1 has ``PDEATHSIG=SIGKILL``, so
     killing the runner (the judge's backstop) takes the namespace down too.
 
     Residual risks: rlimits are per process, so memory is bounded by
-    ``memory_mb * max_processes`` (no cgroups); the program
+    ``memory_mb * max_processes`` plus the three tmpfs (no cgroups); the program
     may create user namespaces of its own where the host allows unprivileged ones
     (kernel attack surface; there is no host filesystem left in its mount
     namespace to reach); no seccomp filter.
@@ -33,12 +35,14 @@ Two isolation modes, chosen once per process by :func:`sandbox_capabilities`:
     fresh temp directory under rlimits, with a unique uid when the judge is
     root, behind a ``sys.addaudithook`` hook installed before the program is
     compiled (``_sandbox_audit``): sockets, new programs, ctypes, signals to
-    other processes, and file access outside the work directory / interpreter
-    files are refused.  The runner (a trusted supervisor, see
-    ``_sandbox_runner``) kills the program's session when it exits or times out
-    and then sweeps any process left with the sandbox uid (root) or the per-run
-    marker in its environment (non-root); the judge repeats the sweep as a
-    backstop.  This is defence in depth, not a kernel boundary.
+    other processes, file access outside the work directory / interpreter files
+    and more than ``max_files`` new files are refused.  The runner (a trusted
+    supervisor, see ``_sandbox_runner``) measures the work directory and kills
+    the program when it holds more than ``tmpfs_mb``; it kills the program's
+    session when it exits or times out and then sweeps any process left with the
+    sandbox uid (root) or the per-run marker in its environment (non-root); the
+    judge repeats the sweep as a backstop.  This is defence in depth, not a
+    kernel boundary.
 
 Time: ``timeout_s`` is the program's own time, from when it starts (after the
 sandbox is built and it compiled), not counting the time its main thread waits
@@ -101,7 +105,12 @@ class SandboxConfig:
   max_open_files: int = 64  # RLIMIT_NOFILE
   max_file_mb: int = 16  # RLIMIT_FSIZE
   max_output_bytes: int = 1 << 20  # stdout (and call result) cap; over it the run fails
-  tmpfs_mb: int = 16  # private /tmp and /dev/shm size (namespaces mode)
+  # Size of each private scratch filesystem (/work, /tmp, /dev/shm; namespaces mode),
+  # and the most the work directory may hold (fallback mode).  Above max_file_mb, so
+  # one big file meets RLIMIT_FSIZE ("File too large") before the disk is full.
+  tmpfs_mb: int = 32
+  # Files and directories a program may create (tmpfs inodes; audit hook in fallback).
+  max_files: int = 1024
 
   def __post_init__(self) -> None:
     if self.isolation not in ("auto", "namespaces", "fallback"):
@@ -109,12 +118,14 @@ class SandboxConfig:
           f"isolation must be 'auto', 'namespaces' or 'fallback', got {self.isolation!r}"
       )
     for name in ("memory_mb", "max_processes", "max_open_files", "max_file_mb",
-                 "max_output_bytes", "tmpfs_mb"):
+                 "max_output_bytes", "tmpfs_mb", "max_files"):
       value = getattr(self, name)
       if not isinstance(value, int) or value <= 0:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     if self.max_open_files < 16:
       raise ValueError("max_open_files must be at least 16 (the interpreter needs some)")
+    if self.max_files < 16:
+      raise ValueError("max_files must be at least 16 (the program's directory needs some)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,6 +141,7 @@ class RunResult:
   compile_error: str | None
   started: bool  # the program got as far as running
   wall_s: float
+  disk_exceeded: bool = False  # fallback: the work directory outgrew tmpfs_mb
   limit_detail: str = ""  # what the runner saw when it stopped the program for a limit
 
 
@@ -170,8 +182,8 @@ def _probe() -> dict:
       return {
           "isolation": "namespaces",
           "network": "network-namespace",
-          "filesystem": ("pivot_root into a minimal read-only root, private /tmp, "
-                         "program dir at /work"),
+          "filesystem": ("pivot_root into a minimal read-only root; private tmpfs /work, /tmp, "
+                         "/dev/shm"),
           "processes": "pid-namespace",
           "user": "unique-uid" if as_root else "user-namespace (no capabilities)",
           "as_root": as_root,
@@ -182,7 +194,7 @@ def _probe() -> dict:
   caps = {
       "isolation": "fallback",
       "network": "audit-hook",
-      "filesystem": "temp dir + audit-hook path policy",
+      "filesystem": "temp dir + audit-hook path policy + runner disk quota",
       "processes": "process-group kill + sweep",
       "user": "unique-uid" if as_root else "same-uid",
       "as_root": as_root,
@@ -243,7 +255,7 @@ def _run(source: str, stdin: str | None, call: str | None, timeout_s: float,
       f.write((stdin or "").encode("utf-8", "surrogatepass"))
     slot = host.uid_slot() if as_root else contextlib.nullcontext(None)
     with slot as uid:
-      if uid is not None:
+      if uid is not None and mode == "fallback":  # namespaces: /work is a private tmpfs
         for path in (work, os.path.join(work, "main.py")):
           os.chown(path, uid, uid)
       return _launch(top, work, stdin_path, call, timeout_s, config, mode, mount_proc, uid)
@@ -293,6 +305,8 @@ def _launch(top: str, work: str, stdin_path: str, call: str | None, timeout_s: f
       "read_roots": host.read_roots(),
       "mount_proc": mount_proc,
       "tmpfs_mb": config.tmpfs_mb,
+      "disk_bytes": config.tmpfs_mb << 20,
+      "max_files": config.max_files,
       "limits": {
           "cpu_s": cpu_s,
           "as_bytes": config.memory_mb << 20,
@@ -359,6 +373,8 @@ def _launch(top: str, work: str, stdin_path: str, call: str | None, timeout_s: f
     detail = f"time: {tokens['T']}"
   elif out_of_cpu:
     detail = "time: out of CPU time (SIGXCPU)"
+  elif "D" in tokens:
+    detail = f"disk: its files took {int(tokens['D']) >> 20} MiB, over {config.tmpfs_mb} MiB"
   elif exceeded:
     detail = f"output: over {config.max_output_bytes} bytes"
   elif killed_timeout:
@@ -375,6 +391,7 @@ def _launch(top: str, work: str, stdin_path: str, call: str | None, timeout_s: f
       compile_error=tokens["S"] if "S" in tokens else None,
       started=started,
       wall_s=wall,
+      disk_exceeded="D" in tokens,
       limit_detail=detail,
   )
 
@@ -465,6 +482,6 @@ def _parse_status(raw: bytes) -> dict[str, str]:
   tokens: dict[str, str] = {}
   for line in raw.decode("utf-8", "replace").splitlines():
     key, _, msg = line.partition(" ")
-    if key in ("R", "S", "E", "X", "T") and key not in tokens:
+    if key in ("R", "S", "E", "X", "T", "D") and key not in tokens:
       tokens[key] = msg
   return tokens

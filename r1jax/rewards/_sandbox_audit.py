@@ -32,8 +32,9 @@ def install(cfg: dict) -> None:
   """Best-effort policy for when the kernel gives us no namespaces.
 
   Blocks sockets, starting new programs, ctypes, signals to other processes,
-  symlinks, ``..`` in relative paths, writes outside the work directory, and
-  reads outside the work directory, the interpreter's own files and a few
+  symlinks, ``..`` in relative paths, writes outside the work directory, more
+  than ``max_files`` new names in it (per process; the runner caps the bytes),
+  and reads outside the work directory, the interpreter's own files and a few
   device files.  The hook and its helpers only use names bound in this
   closure, never module globals or builtins, which the program could rebind.
   Known limits (why this is defence in depth only): path checks race with
@@ -53,6 +54,7 @@ def install(cfg: dict) -> None:
   str_, bytes_, int_, fspath, isinstance_, len_, any_ = (
       str, bytes, int, os.fspath, isinstance, len, any)
   permission_error = PermissionError
+  max_files, created = cfg["max_files"], [0]
 
   def deny(event):
     raise permission_error(f"sandbox: {event} is not allowed")
@@ -111,6 +113,20 @@ def install(cfg: dict) -> None:
     p = canon(path, dir_fd)
     if p is not None and not under(p, (workdir,)):
       deny(f"{event} {p}")
+    return p
+
+  def count_new(p):
+    """Charge a new name in the work directory against the program's file budget."""
+    if p is None:
+      return
+    try:
+      lstat(p)
+      return  # already there: no new file
+    except OSError:
+      pass
+    created[0] += 1
+    if created[0] > max_files:
+      deny(f"creating more than {max_files} files")
 
   def hook(event, args):
     if event in blocked_events:
@@ -126,8 +142,11 @@ def install(cfg: dict) -> None:
       writing = (isinstance_(flags, int_) and flags & write_flags) or (
           isinstance_(mode, str_) and any_(c in mode for c in "wax+"))
       if writing:
-        if p not in devices and not under(p, (workdir,)):
+        if p in devices:
+          return
+        if not under(p, (workdir,)):
           deny(f"writing {p}")
+        count_new(p)
       elif not readable(p):
         deny(f"reading {p}")
       elif not under(p, (workdir,)):
@@ -139,10 +158,14 @@ def install(cfg: dict) -> None:
           deny(f"opening directory {p}")
     elif event in write_events:
       dir_fd = args[-1] if len_(args) > 1 and isinstance_(args[-1], int_) else None
-      require_inside(event, args[0], dir_fd)
+      p = require_inside(event, args[0], dir_fd)
+      if event == "os.mkdir":
+        count_new(p)
     elif event in ("os.rename", "os.link"):  # (src, dst, src_dir_fd, dst_dir_fd)
       require_inside(event, args[0], args[2])
-      require_inside(event, args[1], args[3])
+      p = require_inside(event, args[1], args[3])
+      if event == "os.link":
+        count_new(p)
     elif event == "os.chdir":
       if isinstance_(args[0], int_):
         deny("fchdir")

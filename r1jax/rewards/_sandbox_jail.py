@@ -105,7 +105,7 @@ def report(fd: int, token: str, msg: str = "") -> None:
     pass
 
 
-def build_root(cfg: dict) -> None:
+def build_root(cfg: dict, src: bytes) -> None:
   """Inside the new mount namespace: assemble a minimal root and pivot into it."""
   root = cfg["rootdir"]
   os.umask(0o022)
@@ -140,15 +140,19 @@ def build_root(cfg: dict) -> None:
   os.makedirs(root + "/proc", exist_ok=True)
   if cfg["mount_proc"]:
     _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-  # Private, size-capped scratch space; vanishes with the namespace.
-  for path in ("/tmp", "/dev/shm"):
+  # Private, size- and inode-capped scratch space in memory; it vanishes with the
+  # namespace and no write reaches a host disk.  /work holds a copy of main.py.
+  scratch = f"size={cfg['tmpfs_mb']}m,nr_inodes={cfg['max_files']}"
+  for path in ("/tmp", "/dev/shm", "/work"):
     os.makedirs(root + path, exist_ok=True)
-    _mount("tmpfs", root + path, "tmpfs", MS_NOSUID | MS_NODEV,
-           f"size={cfg['tmpfs_mb']}m,mode=1777")
-  # The program's own directory, the only host directory it can write.
-  os.makedirs(root + "/work", exist_ok=True)
-  _mount(cfg["workdir"], root + "/work", None, MS_BIND)
-  _mount(None, root + "/work", None, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV)
+    mode = "0700" if path == "/work" else "1777"
+    _mount("tmpfs", root + path, "tmpfs", MS_NOSUID | MS_NODEV, f"{scratch},mode={mode}")
+  main_py = root + "/work/main.py"
+  with open(os.open(main_py, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), "wb") as f:
+    f.write(src)
+  if cfg["as_root"]:
+    for path in (root + "/work", main_py):
+      os.chown(path, cfg["uid"], cfg["gid"])
   _mount(None, root, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
   # pivot_root, then detach the old root: unlike a bare chroot, the host tree
   # is no longer mounted anywhere in this namespace, so even a program that

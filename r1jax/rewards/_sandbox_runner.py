@@ -13,7 +13,7 @@ Process tree::
 
     judge (host)                       reads stdout/stderr/status/result pipes
       runner   (this file, main)       trusted supervisor: the program's clock,
-                                       watches the judge's lifeline pipe
+                                       disk quota (fallback), the judge's lifeline
         init   (namespaces only)       pid 1 of a new pid namespace: builds the
                                        root, pivot_root, reaps, reports exit
           user                         rlimits, unprivileged uid, no capabilities,
@@ -36,7 +36,8 @@ is.  The credit is capped: whatever the load, the program is killed after
 Protocol on the status pipe (runner -> judge, one token per line), written when
 the run is over: ``R`` program about to start, ``S <msg>`` program does not
 compile, ``E <msg>`` sandbox setup failed, ``X <wait status>`` exit of the user
-process, ``T <msg>`` the program ran out of time.
+process, ``T <msg>`` the program ran out of time, ``D <bytes>`` the program's
+files outgrew the disk quota (fallback; namespaces mode uses a sized tmpfs).
 The status pipe and the internal setup pipe are closed before untrusted code
 runs, so the program cannot write to them.  The program's function-call result
 goes to a separate result pipe; it is only a *claimed value* that the judge
@@ -58,6 +59,9 @@ try:
 finally:
   sys.path.remove(_HERE)
   sys.path_importer_cache.pop(_HERE, None)
+
+_DISK_POLL_S = 0.05  # fallback mode: how often the work directory is measured
+
 
 class _Clock:
   """The program's time: wall clock since ``R``, less its main thread's run-queue wait."""
@@ -115,6 +119,29 @@ def _program_pid(cfg: dict, proc_fd: int, pid: int) -> int | None:
     return None
 
 
+def _disk_usage(path: str, max_entries: int) -> int:
+  """Bytes allocated under ``path``; over ``max_entries`` names counts as unbounded."""
+  total, todo, seen = 0, [path], 0
+  while todo:
+    try:
+      entries = os.scandir(todo.pop())
+    except OSError:
+      continue
+    with entries:
+      for entry in entries:
+        seen += 1
+        if seen > max_entries:
+          return 1 << 62
+        try:
+          st = entry.stat(follow_symlinks=False)
+        except OSError:
+          continue
+        total += st.st_blocks * 512
+        if entry.is_dir(follow_symlinks=False):
+          todo.append(entry.path)
+  return total
+
+
 def _supervise(cfg: dict, pid: int, setup_r: int, proc_fd: int
                ) -> tuple[bytes, int | None, str | None]:
   """Wait for the child, enforcing the program's clock and watching the judge's lifeline.
@@ -134,6 +161,7 @@ def _supervise(cfg: dict, pid: int, setup_r: int, proc_fd: int
   watch = {setup_r, lifeline} | ({pidfd} if pidfd is not None else set())
   deadline = time.monotonic() + cfg["setup_s"]
   chunks, status, killed, clock = [], None, None, None
+  next_disk_check = 0.0
   try:
     while True:
       if status is None:
@@ -150,7 +178,15 @@ def _supervise(cfg: dict, pid: int, setup_r: int, proc_fd: int
         if now >= deadline:
           killed = "T " + (clock.summary() if clock else f"setup over {cfg['setup_s']:g}s")
           _kill_child(cfg, pid)
+      if killed is None and clock is not None and fallback and now >= next_disk_check:
+        used = _disk_usage(cfg["workdir"], 4 * cfg["max_files"])
+        if used > cfg["disk_bytes"]:
+          killed = f"D {used}"
+          _kill_child(cfg, pid)
+        next_disk_check = now + _DISK_POLL_S
       wait = None if killed is not None else max(deadline - now, 0.0)
+      if wait is not None and clock is not None and fallback:
+        wait = min(wait, _DISK_POLL_S)
       if pidfd is None or pidfd not in watch:
         wait = 0.005 if wait is None else min(wait, 0.005)
       for fd in select.select(list(watch), [], [], wait)[0]:
@@ -226,7 +262,7 @@ def _init_main(cfg: dict, src: bytes, setup_w: int) -> None:
     # SIGINT handler so the program cannot interrupt init (user-ns mode).
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     jail.libc().prctl(jail.PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    jail.build_root(cfg)
+    jail.build_root(cfg, src)
     user_pid = os.fork()
     if user_pid == 0:
       confine.main(cfg, src, setup_w)  # never returns

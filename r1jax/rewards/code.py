@@ -35,6 +35,10 @@ to.  Defences, in ``r1jax.rewards._sandbox`` (host side) and ``_sandbox_runner``
   times ``timeout_s``), so verdicts do not depend on how busy the machine is.
   A dead judge is noticed through a lifeline pipe.  Stdout is capped
   (``SandboxConfig.max_output_bytes``); over the cap the run is killed and fails.
+* Disk: nothing reaches a host disk in ``namespaces`` mode (``/work``, ``/tmp``
+  and ``/dev/shm`` are private tmpfs of ``tmpfs_mb`` and ``max_files`` each); in
+  ``fallback`` mode the runner kills a program whose directory outgrows
+  ``tmpfs_mb``, and the audit hook refuses more than ``max_files`` new files.
 * No network: a fresh network namespace (only a downed loopback) where the
   kernel allows it, otherwise a ``sys.addaudithook`` hook installed before the
   program is compiled refuses socket creation, connect, name lookups, starting
@@ -43,15 +47,17 @@ to.  Defences, in ``r1jax.rewards._sandbox`` (host side) and ``_sandbox_runner``
 * Filesystem and privileges: in ``namespaces`` mode the program is moved
   (``pivot_root``, host tree detached) into a minimal root (read-only system
   dirs and interpreter, private size-capped ``/tmp``, its own directory at
-  ``/work``, a ``/proc`` showing only its own pid namespace) and runs as a
-  unique unprivileged uid (root judge) or with all capabilities dropped in a
-  user namespace (non-root judge), with ``no_new_privs``; other processes, the
-  judge's files and environment are out of sight.  In ``fallback`` mode the
-  uid switch (root judge) plus the audit hook's path policy apply (writes only
-  in its directory, reads only there and in the interpreter's files).
+  ``/work`` holding a copy of ``main.py``, a ``/proc`` showing only its own pid
+  namespace) and runs as a unique unprivileged uid (root judge) or with all
+  capabilities dropped in a user namespace (non-root judge), with
+  ``no_new_privs``; other processes, the judge's files and environment are out
+  of sight.  In ``fallback`` mode the uid switch (root judge) plus the audit
+  hook's path policy apply (writes only in its directory, reads only there and
+  in the interpreter's files).
 * Residual risks (see ``_sandbox``): memory is bounded per process
-  (``memory_mb * max_processes`` in total, no cgroups), no seccomp filter, and
-  the fallback audit hook is defence in depth, not a kernel boundary.
+  (``memory_mb * max_processes`` in total, plus the tmpfs in namespaces mode; no
+  cgroups), no seccomp filter, and the fallback audit hook is defence in depth,
+  not a kernel boundary.
 * The judge compares outside the sandbox.  The child never receives the
   expected output (not in its files, environment, argv or stdin); it only
   produces stdout or a *claimed* return value (rebuilt from exact built-in
@@ -72,6 +78,7 @@ import dataclasses
 import math
 import os
 import re
+import signal
 import threading
 from typing import Literal, Mapping, Sequence
 
@@ -296,7 +303,7 @@ def _judge_one(code: str, test: StdioTest | CallTest, timeout_s: float,
     return failure
   if isinstance(test, StdioTest):
     if res.exit_code != 0:
-      return TestOutcome("runtime_error", f"exit {res.exit_code}: {_tail(res.stderr)}")
+      return TestOutcome("runtime_error", f"{_how_it_ended(res)}: {_tail(res.stderr)}")
     try:
       out = res.stdout.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -305,7 +312,7 @@ def _judge_one(code: str, test: StdioTest | CallTest, timeout_s: float,
       return TestOutcome("passed")
     return TestOutcome("wrong_answer", f"got {out[:200]!r}")
   if not res.result:
-    return TestOutcome("runtime_error", f"exit {res.exit_code}: {_tail(res.stderr)}")
+    return TestOutcome("runtime_error", f"{_how_it_ended(res)}: {_tail(res.stderr)}")
   try:
     value = ast.literal_eval(res.result.decode("utf-8"))
   except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError,
@@ -323,7 +330,20 @@ def _failure(res: RunResult) -> TestOutcome | None:
     return TestOutcome("output_limit", res.limit_detail)
   if res.timed_out:
     return TestOutcome("timeout", res.limit_detail or f"after {res.wall_s:.2f}s")
+  if res.disk_exceeded:
+    return TestOutcome("runtime_error", f"killed: {res.limit_detail}")
   return None
+
+
+def _how_it_ended(res: RunResult) -> str:
+  """``exit N``, or the signal that killed the program (e.g. SIGKILL when out of memory)."""
+  if res.exit_code is None or res.exit_code >= 0:
+    return f"exit {res.exit_code}"
+  try:
+    name = signal.Signals(-res.exit_code).name
+  except ValueError:
+    name = f"signal {-res.exit_code}"
+  return f"killed by {name}"
 
 
 def _tail(data: bytes) -> str:

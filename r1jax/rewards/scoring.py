@@ -25,11 +25,13 @@ every sample (including names with weight 0, which are still reported), and
 ``num_workers`` processes started with the ``spawn`` start method (safe when
 the parent has JAX and its threads running). A reward call that raises,
 returns a non-finite value, runs longer than ``timeout_s`` (its worker is
-killed and replaced) or loses its worker scores 0 for that sample, is counted
-in ``RewardResult.failures`` and is logged once per batch; the scorer itself
-never raises on reward failures. ``num_workers=0`` runs in-process (for
-debugging; failures are still caught, but there is no per-call timeout beyond
-``is_equiv``'s own).
+killed and replaced) or loses its worker (e.g. to the OOM killer) scores 0 for
+that sample, is counted in ``RewardResult.failures`` and is logged once per
+batch; the scorer itself never raises on reward failures and goes on with the
+next batch. Every worker lost is replaced and counted in
+``RewardResult.worker_failures`` (``RewardScorer.worker_failures`` over the
+scorer's life). ``num_workers=0`` runs in-process (for debugging; failures are
+still caught, but there is no per-call timeout beyond ``is_equiv``'s own).
 
 Custom rewards can be added with ``reward_fns={name: fn}``; with workers, ``fn``
 must be picklable (a module-level function).
@@ -39,7 +41,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import logging
 import math
 import multiprocessing
 import multiprocessing.connection as mp_connection
@@ -50,14 +51,13 @@ import weakref
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+from absl import logging
 
 from r1jax.rewards.format import format_reward, r1_format_reward
 from r1jax.rewards.language import language_reward
 from r1jax.rewards.math_equiv import extract_answer, is_equiv
 
 __all__ = ["REWARD_FNS", "RewardFn", "RewardResult", "RewardScorer"]
-
-_log = logging.getLogger(__name__)
 
 RewardFn = Callable[[str, Mapping[str, Any]], float]
 
@@ -122,9 +122,15 @@ class RewardResult:
   total: np.ndarray  # [N] float32, weighted sum
   per_fn: dict[str, np.ndarray]  # [N] float32 each, unweighted
   failures: dict[str, int]  # samples where the fn raised / timed out (scored 0)
+  # Worker processes lost while scoring this batch (died, e.g. killed by the OOM
+  # killer, or killed after overrunning timeout_s); each was replaced, and the
+  # reward call it held is scored 0 and counted in `failures`.
+  worker_failures: int = 0
 
 
-def _call(fn: RewardFn, completion: str, example: Mapping[str, Any]) -> tuple[bool, float, str | None]:
+def _call(fn: RewardFn, completion: str, example: Mapping[str, Any]
+          ) -> tuple[bool, float, str | None]:
+  """``(ok, value, error)`` of one reward call; never raises for the reward's own failures."""
   try:
     v = float(fn(completion, example))
   except BaseException as e:  # noqa: BLE001 - a reward must never stop training
@@ -238,6 +244,8 @@ class RewardScorer:
     self.timeout_s = float(timeout_s)
     self._workers: list[_Worker] = []
     self._start_failures = 0
+    self._lost = 0  # workers replaced during the current batch
+    self.worker_failures = 0  # workers replaced over this scorer's life
     if self.num_workers:
       for k, fn in self.fns.items():
         try:
@@ -290,6 +298,7 @@ class RewardScorer:
     else:
       if not self._finalizer.alive:
         raise RuntimeError("RewardScorer is closed")
+      self._lost = 0
       self._run_parallel(completions, examples, record)
 
     per_fn = {name: per[j].copy() for j, name in enumerate(self.names)}
@@ -297,14 +306,18 @@ class RewardScorer:
     for name in self.names:
       total += np.float32(self.weights[name]) * per_fn[name]
     failures = {name: int(fails[j]) for j, name in enumerate(self.names)}
-    if any(failures.values()):
-      _log.warning(
-          "reward failures in a batch of %d (scored 0): %s; e.g. %s",
-          n, {k: v for k, v in failures.items() if v}, "; ".join(errors),
+    lost = self._lost if self.num_workers else 0
+    if any(failures.values()) or lost:
+      logging.warning(
+          "reward failures in a batch of %d (scored 0): %s, %d worker(s) lost; e.g. %s",
+          n, {k: v for k, v in failures.items() if v}, lost, "; ".join(errors),
       )
-    return RewardResult(total=total, per_fn=per_fn, failures=failures)
+    return RewardResult(total=total, per_fn=per_fn, failures=failures, worker_failures=lost)
 
   def _replace(self, w: _Worker) -> None:
+    """Kill a worker that died, hung or cannot start, and start a fresh one in its place."""
+    self._lost += 1
+    self.worker_failures += 1
     w.kill()
     k = self._workers.index(w)
     self._workers[k] = _Worker(self._ctx, self.fns)
@@ -315,7 +328,8 @@ class RewardScorer:
       examples: Sequence[Mapping[str, Any]],
       record: Callable[..., None],
   ) -> None:
-    queue = collections.deque((i, j) for i in range(len(completions)) for j in range(len(self.names)))
+    queue = collections.deque((i, j) for i in range(len(completions))
+                              for j in range(len(self.names)))
     for w in self._workers:
       w.task = None
     while queue or any(w.task is not None for w in self._workers):
@@ -327,7 +341,7 @@ class RewardScorer:
             w.task = None
         while queue:
           record(*queue.popleft(), False, 0.0, "worker processes failed to start")
-        _log.error("reward workers failed to start %d times", self._start_failures)
+        logging.error("reward workers failed to start %d times", self._start_failures)
         break
       # Hand out tasks to idle, ready workers.
       for w in list(self._workers):
