@@ -110,18 +110,21 @@ def read_metrics(workdir_: str, stage: str) -> list[dict[str, Any]]:
 
 
 def plot_curves(rows: dict[str, list[dict[str, Any]]], keys: Sequence[tuple[str, str]],
-                path: str, *, title: str = "") -> str:
+                path: str, *, title: str = "", step_offsets: dict[str, int] | None = None
+                ) -> str:
   """One panel per (metric key, label) against step, a line per name of `rows`
-  ({name: metrics rows}); rows without a key are skipped. Saved as PNG at `path`."""
+  ({name: metrics rows}, each name's steps shifted by `step_offsets[name]`, e.g. a later
+  stage's after an earlier one's); rows without a key are skipped. PNG at `path`."""
   from matplotlib.figure import Figure  # no pyplot: leaves the notebook's backend alone
 
   fig = Figure(figsize=(4.2 * len(keys), 3.3))
   axes = fig.subplots(1, len(keys), squeeze=False)[0]
   for ax, (key, label) in zip(axes, keys):
     for name, rs in rows.items():
-      pts = [(r["step"], r[key]) for r in rs if isinstance(r.get(key), (int, float))]
+      shift = (step_offsets or {}).get(name, 0)
+      pts = [(r["step"] + shift, r[key]) for r in rs if isinstance(r.get(key), (int, float))]
       if pts:
-        ax.plot(*zip(*pts), marker="o", markersize=3, label=name)
+        ax.plot(*zip(*pts), marker="o" if len(pts) <= 100 else None, markersize=3, label=name)
     ax.set_xlabel("step")
     ax.set_title(label, fontsize=10)
     ax.grid(alpha=0.3)
@@ -210,7 +213,7 @@ def write_tiny_hf_checkpoint(path: str, *, seed: int = 0, vocab_size: int = 384)
   n_tokens = tok.get_vocab_size(with_added_tokens=True)
   mc = configs.model_config(vocab_size=-(-n_tokens // 64) * 64, d_model=64, n_layers=2,
                             n_heads=4, n_kv_heads=2, head_dim=16, mlp_dim=128,
-                            max_seq_len=512, qkv_bias=True, tie_embeddings=True)
+                            max_seq_len=2048, qkv_bias=True, tie_embeddings=True)
   params = jax.jit(lambda k: model.init_params(mc, k))(jax.random.key(seed))
   eos = tok.token_to_id(ENDOFTEXT)
   hf.save_checkpoint(params, mc, path, extra_config={"bos_token_id": eos, "eos_token_id": eos})

@@ -223,10 +223,10 @@ def plot_pieces(batch: GRPOBatch, pieces: LossPieces, epsilon: float, path: str,
   completion's share of the loss against its advantage. PNG at `path`."""
   from matplotlib.figure import Figure
 
-  fig = Figure(figsize=(10, 3.4))
+  fig = Figure(figsize=(11, 3.4))
   a_ratio, a_adv = fig.subplots(1, 2)
   ratios = pieces.ratio_NxT[batch.mask > 0]
-  a_ratio.hist(ratios, bins=40, color="tab:blue")
+  a_ratio.hist(ratios, bins=40, color="tab:blue", log=True)
   hi = epsilon if epsilon_high is None else epsilon_high
   for x in (1 - epsilon, 1 + hi):
     a_ratio.axvline(x, color="tab:red", linestyle="--")
@@ -235,8 +235,8 @@ def plot_pieces(batch: GRPOBatch, pieces: LossPieces, epsilon: float, path: str,
                     fontsize=9)
   a_adv.scatter(batch.advantages, pieces.per_completion_N, s=12)
   a_adv.set_xlabel("advantage")
-  a_adv.set_title(f"per-completion loss (total {pieces.total:.4g} = policy "
-                  f"{pieces.policy:.4g} + {pieces.beta:g} x KL {pieces.kl:.3g})", fontsize=9)
+  a_adv.set_title(f"per-completion loss; total {pieces.total:.3g} = policy "
+                  f"{pieces.policy:.3g} + {pieces.beta:g} x KL {pieces.kl:.3g}", fontsize=9)
   for ax in (a_ratio, a_adv):
     ax.grid(alpha=0.3)
   fig.tight_layout()
@@ -373,6 +373,9 @@ def plot_router(trace: RouterTrace, path: str) -> str:
                marker="x", linestyle="--", label="bias zeroed")
     a_bal.set_title(f"MoE layer {layer}: max load / mean load", fontsize=10)
     for ax in axes[layer]:
+      for k in range(1, len(trace.steps)):  # where a later stage takes over
+        if trace.stages[k] != trace.stages[k - 1]:
+          ax.axvline(trace.steps[k - 1], color="gray", linestyle="--", linewidth=0.8)
       ax.set_xlabel("step")
       ax.grid(alpha=0.3)
       ax.legend(fontsize=7)

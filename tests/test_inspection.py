@@ -92,6 +92,7 @@ def test_grpo_batch_and_router_trace(monkeypatch, tmp_path):
   r.reward_workers = 0  # the parity reward lives in this process only
   r.reward_weights = configs.ConfigDict({"accuracy": 1.0, "format": 0.1, "parity": 1.0})
   r.optimizer.learning_rate, r.optimizer.warmup_steps = 1e-2, 0
+  r.num_iterations = 2  # the batch carries pi_old (the rollout policy) for the updates
   work = str(tmp_path)
   pipeline.train_and_evaluate(c, work)
 
@@ -112,9 +113,11 @@ def test_grpo_batch_and_router_trace(monkeypatch, tmp_path):
     assert "".join(row["token"] for row in rows) == ins.tok.decode(b.completion_tokens(0))
     before = ins.pieces(b)
     assert before.kl == pytest.approx(0.0, abs=1e-9)
+    assert "old_logp" in b.device_batch
     m = ins.update(b)
     assert m["train/loss"] == pytest.approx(before.total, abs=1e-6)  # the step's own loss
     after = ins.pieces(b)
+    assert ins.update(b)["train/loss"] == pytest.approx(after.total, abs=1e-5)  # pi_old kept
     assert after.kl > 0 and np.abs(after.ratio_NxT - 1).max() > 1e-3
     assert after.total == pytest.approx(after.policy + after.beta * after.kl, rel=1e-5)
     assert "ratio" in ins.token_rows(b, 0, after)[0]
