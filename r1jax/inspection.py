@@ -118,32 +118,17 @@ class GRPOInspector:
   trainer, train state, reference and jitted step, as `stages.grpo.run` builds them."""
 
   def __init__(self, config: Any, workdir: str, stage: str):
-    from r1jax.data import streams
     from r1jax.stages import grpo as grpo_stage
-    from r1jax.stages import reward_model as reward_model_stage
 
     configs.validate(config)
     self.section = r = config[stage]
     self.run = run = common.Run(config, workdir, sharding.make_mesh(config.mesh))
     source = run.source(r.input)
-    self.tok = tok = run.tokenizer(source.tokenizer)
+    self.tok = run.tokenizer(source.tokenizer)
     self.model_cfg = mc = source.model_config
-    stream = streams.Stream(run.tasks, r.train, config.seed, salt=grpo_stage.PROMPT_SALT,
-                            weights=tuple(r.train_weights))
-
-    def prompts_fn(step: int) -> tuple[list[str], list[dict]]:  # as stages.grpo.run's
-      items = stream.batch(step, r.batch_prompts)
-      return ([t.prompt(x["question"], tok) for t, x in items],
-              [{k: v for k, v in x.items() if k != "question"} for _, x in items])
-
-    reward_models = {k: reward_model_stage.load(run, s) for k, s in r.reward_models.items()}
-    self.trainer = rl.GRPOTrainer(r, mc, tok, run.mesh, run.rules, prompts_fn, config.seed,
-                                  reward_models=reward_models)
-    self.state, shardings = state_lib.create_train_state(
-        mc, self.trainer.tx, run.mesh, run.rules, jax.random.key(config.seed + 2), source.load())
-    self.ref_params = jax.tree.map(jnp.copy, self.state.params)
-    self.step_fn = state_lib.make_train_step(rl.grpo_loss_fn(mc, r), mc, self.trainer.tx,
-                                             shardings, run.mesh, run.rules, self.trainer.lr)
+    su = grpo_stage.setup(run, r, source)
+    self.trainer, self.state, self.ref_params, self.step_fn = (su.trainer, su.state,
+                                                               su.ref_params, su.step_fn)
     self._logprobs = jax.jit(lambda p, b: rl.token_logprobs(p, mc, b)[0])
 
   def close(self) -> None:

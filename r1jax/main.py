@@ -67,6 +67,9 @@ def main(argv):
     sys.exit(1)
   if distributed.is_primary():
     print(json.dumps(summary, indent=1))
+  # Process 0 writes plots and the summary after the last stage: the others wait here
+  # rather than in jax's shutdown barrier, whose timeout a loaded host can exceed.
+  distributed.barrier("run finished")
 
 
 def _override_paths(argv: list[str]) -> list[str]:

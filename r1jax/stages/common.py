@@ -260,8 +260,13 @@ def export(run: Run, name: str, section: Any, source: Source, params: Any,
     from r1jax.interop import hf
     hf_dir = os.path.join(d, "hf")
     tok = source.tokenizer
-    hf.save_checkpoint(params, source.model_config, hf_dir,
-                       tokenizer_from=tok["path"] if tok["kind"] == "hf" else None)
+    # Several processes: every one gathers the whole params (a collective), process 0
+    # writes them (the whole model in each host's memory: fine for the sizes one exports).
+    host_params = distributed.fetch(params) if jax.process_count() > 1 else params
+    if distributed.is_primary():
+      hf.save_checkpoint(host_params, source.model_config, hf_dir,
+                         tokenizer_from=tok["path"] if tok["kind"] == "hf" else None)
+    distributed.barrier(f"{name}: export_hf")
     log(f"{name}: Hugging Face checkpoint -> {hf_dir}")
   out = Output(name=name, kind=section.kind, model=source.model_config.to_dict(),
                tokenizer=source.tokenizer, params=os.path.join(d, "params"),

@@ -19,6 +19,7 @@ beside a reward model's score shows reward hacking as the two diverging).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import jax
@@ -112,7 +113,20 @@ def weight_sets(s: Any) -> dict[str, dict[str, float]]:
   return out
 
 
-def run(run: common.Run, name: str, section: Any, source: common.Source) -> common.Output:
+@dataclasses.dataclass
+class Setup:
+  """What a grpo stage trains with (`setup`; also r1jax.inspection's one-batch view)."""
+
+  trainer: rl.GRPOTrainer  # rollouts, rewards, advantages, pi_old/pi_ref log-probs
+  state: Any  # the train state at the stage's input weights
+  shardings: Any
+  ref_params: Any  # pi_ref: the input weights, fixed
+  step_fn: Any  # one jitted GRPO update (state.make_train_step)
+
+
+def setup(run: common.Run, section: Any, source: common.Source) -> Setup:
+  """The trainer (prompt stream, reward models), train state, reference and step of a
+  grpo section from `source`; close `trainer` when done."""
   r = section
   tok = run.tokenizer(source.tokenizer)
   mc = source.model_config
@@ -131,9 +145,23 @@ def run(run: common.Run, name: str, section: Any, source: common.Source) -> comm
     state, shardings = state_lib.create_train_state(mc, trainer.tx, run.mesh, run.rules,
                                                     jax.random.key(run.config.seed + 2),
                                                     source.load())
-    ref_params = jax.tree.map(jnp.copy, state.params)
-    step_fn = state_lib.make_train_step(rl.grpo_loss_fn(mc, r), mc, trainer.tx, shardings,
-                                        run.mesh, run.rules, trainer.lr)
+  except BaseException:
+    trainer.close()
+    raise
+  step_fn = state_lib.make_train_step(rl.grpo_loss_fn(mc, r), mc, trainer.tx, shardings,
+                                      run.mesh, run.rules, trainer.lr)
+  return Setup(trainer, state, shardings, jax.tree.map(jnp.copy, state.params), step_fn)
+
+
+def run(run: common.Run, name: str, section: Any, source: common.Source) -> common.Output:
+  r = section
+  tok = run.tokenizer(source.tokenizer)
+  mc = source.model_config
+  su = setup(run, section, source)
+  trainer, state, shardings, ref_params, step_fn = (su.trainer, su.state, su.shardings,
+                                                    su.ref_params, su.step_fn)
+  del su
+  try:
 
     def update(state: Any, batch: dict) -> tuple[Any, dict]:
       for _ in range(r.num_iterations):  # mu updates with pi_old fixed
