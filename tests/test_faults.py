@@ -74,8 +74,22 @@ def reference(tmp_path_factory):
   return wd
 
 
+def _read(path, mode="r"):
+  with open(path, mode) as f:
+    return f.read()
+
+
+def _write(path, data):
+  with open(path, "wb" if isinstance(data, bytes) else "w") as f:
+    f.write(data)
+
+
+def _json(path):
+  return json.loads(_read(path))
+
+
 def _rows(path):
-  return [json.loads(line) for line in open(path)]
+  return [json.loads(line) for line in _read(path).splitlines()]
 
 
 def _load(path):
@@ -104,17 +118,16 @@ def _assert_same_results(ref, wd, names=None):
       files = lambda d: sorted(os.listdir(os.path.join(d, name, "samples")))
       assert files(ref) == files(wd), name
       for f in files(ref):
-        assert (open(os.path.join(ref, name, "samples", f)).read()
-                == open(os.path.join(wd, name, "samples", f)).read()), (name, f)
-      assert (json.load(open(os.path.join(ref, name, "stats.json")))
-              == json.load(open(os.path.join(wd, name, "stats.json"))))
+        assert (_read(os.path.join(ref, name, "samples", f))
+                == _read(os.path.join(wd, name, "samples", f))), (name, f)
+      assert (_json(os.path.join(ref, name, "stats.json"))
+              == _json(os.path.join(wd, name, "stats.json")))
     elif kind == "evaluate":
-      assert (json.load(open(os.path.join(ref, name, "eval.json")))
-              == json.load(open(os.path.join(wd, name, "eval.json")))), name
-    out = lambda d: open(os.path.join(d, name, "output.json")).read().replace(d, "DIR")
+      assert (_json(os.path.join(ref, name, "eval.json"))
+              == _json(os.path.join(wd, name, "eval.json"))), name
+    out = lambda d: _read(os.path.join(d, name, "output.json")).replace(d, "DIR")
     assert out(ref) == out(wd), name
-  assert json.load(open(os.path.join(ref, "eval.json"))) == json.load(
-      open(os.path.join(wd, "eval.json")))
+  assert _json(os.path.join(ref, "eval.json")) == _json(os.path.join(wd, "eval.json"))
   assert not glob.glob(os.path.join(wd, "**", "*.tmp"), recursive=True)
 
 
@@ -122,8 +135,7 @@ def _copy_run(ref, wd):
   """A copy of a finished run whose stage outputs point into the copy."""
   shutil.copytree(ref, wd)
   for path in glob.glob(os.path.join(wd, "*", "output.json")):
-    text = open(path).read()
-    open(path, "w").write(text.replace(ref, wd))
+    _write(path, _read(path).replace(ref, wd))
 
 
 def _sites(c, name, wd):
@@ -185,8 +197,8 @@ def test_corrupt_latest_checkpoint_falls_back_with_a_warning(reference, tmp_path
   assert sorted(os.listdir(ckpts)) == ["3", "4"]  # max_to_keep 2; 4 is the final one
   for f in glob.glob(os.path.join(ckpts, "4", "state", "**"), recursive=True):
     if os.path.isfile(f):  # every file of the state truncated to half
-      data = open(f, "rb").read()
-      open(f, "wb").write(data[:len(data) // 2])
+      data = _read(f, "rb")
+      _write(f, data[:len(data) // 2])
   out = _launch(wd, None, "--only=cold")
   assert out.returncode == 0, _tail(out)
   assert f"WARNING: Checkpoint step 4 in {ckpts} cannot be restored" in out.stdout
@@ -245,17 +257,17 @@ def _corrupt(step_dir, how):
   data_files = [f for f in files if "/d/" in f]
   if how == "truncate":
     for f in files:
-      data = open(f, "rb").read()
-      open(f, "wb").write(data[:len(data) // 2])
+      data = _read(f, "rb")
+      _write(f, data[:len(data) // 2])
   elif how == "flip":  # one bit of the array data: Orbax reads it back without complaint
     f = max(data_files, key=os.path.getsize)
-    data = bytearray(open(f, "rb").read())
+    data = bytearray(_read(f, "rb"))
     data[len(data) // 2] ^= 0x10
-    open(f, "wb").write(bytes(data))
+    _write(f, bytes(data))
   elif how == "lost_file":
     os.remove(max(data_files, key=os.path.getsize))
   elif how == "meta":
-    open(os.path.join(step_dir, "meta", "metadata"), "w").write('{"step": 3, "do')
+    _write(os.path.join(step_dir, "meta", "metadata"), '{"step": 3, "do')
 
 
 @pytest.mark.parametrize("how", ["truncate", "flip", "lost_file", "meta"])
@@ -436,4 +448,4 @@ def test_sample_shard_on_a_full_disk(tmp_path, monkeypatch, fail):
   assert not glob.glob(os.path.join(out, "*.tmp"))
   monkeypatch.undo()
   sample.write_shard(out, 4, [{"prompt": "p", "completion": "c"}], {"kept": 1})
-  assert json.load(open(os.path.join(out, "part-00004.stats.json"))) == {"kept": 1}
+  assert _json(os.path.join(out, "part-00004.stats.json")) == {"kept": 1}
