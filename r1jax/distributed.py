@@ -58,11 +58,38 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
   kwargs = {k: v for k, v in dict(coordinator_address=coordinator_address,
                                   num_processes=num_processes, process_id=process_id,
                                   local_device_ids=local_device_ids).items() if v is not None}
+  # CPU collectives (gloo): a process that reaches a collective minutes after the others
+  # (still compiling on a loaded host) must find them waiting, not timed out.
+  flags = os.environ.get("XLA_FLAGS", "")
+  if "xla_cpu_collective_timeout_seconds" not in flags:
+    os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_collective_timeout_seconds={_CPU_TIMEOUT_S}"
   jax.distributed.initialize(**kwargs)
+  if jax.devices()[0].platform == "cpu":
+    _warm_up_cpu_collectives()
   logging.info("jax.distributed: process %d of %d, %d local of %d devices",
                jax.process_index(), jax.process_count(), jax.local_device_count(),
                jax.device_count())
   return True
+
+
+_CPU_TIMEOUT_S = 3600
+
+
+def _warm_up_cpu_collectives() -> None:
+  """One all-device reduction right after start-up, while the processes are in step.
+
+  Gloo builds a communicator the first time a group of devices meets, and that
+  rendezvous gives up after 30 s whatever the flags say; once built, a collective waits
+  up to xla_cpu_collective_timeout_seconds. Building the all-device one here keeps a
+  host that compiles slowly (a loaded machine) from failing the first training step.
+  """
+  mesh = jax.sharding.Mesh(np.asarray(jax.devices()), ("all",))
+  ones = jax.make_array_from_callback(
+      (jax.device_count(),), jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("all")),
+      lambda index: np.ones((1,), np.float32))
+  total = float(jax.jit(lambda x: x.sum())(ones))
+  if total != jax.device_count():
+    raise RuntimeError(f"CPU collectives warm-up summed {total}, expected {jax.device_count()}.")
 
 
 def is_primary() -> bool:

@@ -47,6 +47,7 @@ def main(argv):
 
   r1jax.use_compilation_cache(FLAGS.compilation_cache)
   from r1jax import configs, distributed, pipeline
+  from r1jax.train import checkpoint, loop
 
   distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
 
@@ -61,7 +62,8 @@ def main(argv):
           f"{jax.process_count()} process(es); workdir {workdir}", flush=True)
   try:  # validates the config (configs.validate) before anything compiles
     summary = pipeline.train_and_evaluate(config, workdir, only=FLAGS.only)
-  except (configs.ConfigError, pipeline.StageError, FileNotFoundError) as e:
+  except (configs.ConfigError, pipeline.StageError, FileNotFoundError, loop.TrainingError,
+          checkpoint.CheckpointError) as e:
     # What to change is in the message; a traceback would only bury it.
     print(f"FATAL {type(e).__name__}: {e}", file=sys.stderr)
     sys.exit(1)

@@ -95,9 +95,10 @@ def eval_row(r: dict[str, Any]) -> str:
 
 
 def _eval_table(results: dict[str, Any]) -> str:
-  r0 = next(iter(results.values()))
-  lines = [f"\n          held-out (k samples, T={r0['temperature']:.1f}, top-p "
-           f"{r0['top_p']:.2f})"]
+  r0 = next((r for r in results.values() if "temperature" in r), None)  # not an RM's
+  lines = ["\n          held-out" + ("" if r0 is None else
+                                     f" (k samples, T={r0['temperature']:.1f}, top-p "
+                                     f"{r0['top_p']:.2f})")]
   width = max(len(k) for k in results)
   for key, r in results.items():
     for task, tr in (r["tasks"].items() if "tasks" in r else [("", r)]):

@@ -103,7 +103,7 @@ def test_kill_one_process_then_rerun_both_resumes(runs, tmp_path):
   _, two, _ = runs
   wd = str(tmp_path / "killed")
   args = [*SMOKE, f"--workdir={wd}", "--only=pretrain_base",
-          "--config.pretrain_base.checkpoint_every=1"]
+          "--config.pretrain_base.checkpoint_every=1", "--config.pretrain_base.export_hf=true"]
   prefix = str(tmp_path / "killed")
   # Process 1 SIGKILLs itself once its step-4 checkpoint is written
   # (tests/multihost_kill.py); process 0 is killed after it, as a scheduler would.
@@ -122,8 +122,22 @@ def test_kill_one_process_then_rerun_both_resumes(runs, tmp_path):
   # The resumed run's rows are the uninterrupted run's, each step once.
   _assert_rows_close(_rows(os.path.join(wd, "pretrain_base", "metrics.jsonl")),
                      _rows(os.path.join(two, "pretrain_base", "metrics.jsonl")))
-  assert (_json(os.path.join(wd, "pretrain_base", "output.json"))["summary"] ==
-          pytest.approx(_json(os.path.join(two, "pretrain_base", "output.json"))["summary"]))
+  out = _json(os.path.join(wd, "pretrain_base", "output.json"))
+  assert out["summary"] == pytest.approx(
+      _json(os.path.join(two, "pretrain_base", "output.json"))["summary"])
+  # export_hf in 2 processes: params gathered, written once by process 0, and they are
+  # the stage's Orbax params.
+  import jax
+  from r1jax import configs, sharding
+  from r1jax.interop import hf
+  from r1jax.stages import common
+  mesh = sharding.make_mesh(configs.mesh_config(), jax.devices()[:1])
+  rules = configs.mesh_config().rules
+  ours = common.load_params(out["params"], configs.ConfigDict(out["model"]), mesh, rules)
+  _, theirs = hf.load_checkpoint(out["hf_dir"])
+  for (path, a), b in zip(jax.tree_util.tree_flatten_with_path(ours)[0],
+                          jax.tree.leaves(theirs)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=str(path))
 
 
 @pytest.mark.parametrize("env, args, expected", [

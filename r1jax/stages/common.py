@@ -39,9 +39,14 @@ def write_json(path: str, obj: Any) -> None:
   if not distributed.is_primary():
     return
   tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(obj, f, indent=1)
-  os.replace(tmp, path)
+  try:
+    with open(tmp, "w") as f:
+      json.dump(obj, f, indent=1)
+    os.replace(tmp, path)
+  except OSError as e:  # e.g. a full disk: no half file left, and the path named
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise OSError(e.errno, f"cannot write {path}: {e.strerror or e}") from e
 
 
 @dataclasses.dataclass

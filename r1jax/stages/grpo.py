@@ -164,9 +164,11 @@ def run(run: common.Run, name: str, section: Any, source: common.Source) -> comm
   try:
 
     def update(state: Any, batch: dict) -> tuple[Any, dict]:
+      skipped = 0
       for _ in range(r.num_iterations):  # mu updates with pi_old fixed
         state, m = step_fn(state, batch)
-      return state, m
+        skipped = skipped + m["train/nonfinite"]
+      return state, {**m, "train/nonfinite": skipped}  # any skipped update counts
 
     def eval_fn(params: Any, step: int) -> dict[str, Any]:
       del step

@@ -43,13 +43,22 @@ class MetricWriter:
     return row
 
   def truncate_after(self, step: int) -> None:
-    """Drops rows logged after `step` (a resumed run re-logs them)."""
+    """Drops rows logged after `step` (a resumed run re-logs them) and a half-written
+    last row (a kill mid-write); the file is replaced atomically."""
     if not self.primary or not os.path.exists(self.path):
       return
+    rows = []
     with open(self.path) as f:
-      rows = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
-    with open(self.path, "w") as f:
+      for line in f:
+        try:
+          if line.strip() and json.loads(line)["step"] <= step:
+            rows.append(line if line.endswith("\n") else line + "\n")
+        except json.JSONDecodeError:  # only the last line can be cut short
+          continue
+    tmp = self.path + ".tmp"
+    with open(tmp, "w") as f:
       f.writelines(rows)
+    os.replace(tmp, self.path)
 
   def close(self) -> None:
     if self._tb is not None:
