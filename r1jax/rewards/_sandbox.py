@@ -229,12 +229,19 @@ def run_program(
     call: str | None = None,
     timeout_s: float,
     config: SandboxConfig = SandboxConfig(),
+    server=None,
 ) -> RunResult:
-  """Run ``source`` once in a fresh sandbox, feeding ``stdin`` or evaluating ``call``."""
+  """Run ``source`` once in a fresh sandbox, feeding ``stdin`` or evaluating ``call``.
+
+  ``server``: a batch's ``_sandbox_batch.SandboxServer`` to fork the sandbox from,
+  instead of starting a runner of its own (the same sandbox, sooner).
+  """
   if stdin is not None and call is not None:
     raise ValueError("give stdin (stdin/stdout test) or call (function test), not both")
   if not (isinstance(timeout_s, (int, float)) and 0 < timeout_s < float("inf")):
     raise ValueError(f"timeout_s must be a positive finite number, got {timeout_s!r}")
+  if server is not None:
+    return server.run(source, stdin, call, timeout_s, config)
   mode, mount_proc = _mode_for(config)
   return _run(source, stdin, call, timeout_s, config, mode, mount_proc)
 
@@ -276,88 +283,115 @@ def _rmtree(path: str) -> None:
   shutil.rmtree(path, onerror=fix)
 
 
-def _launch(top: str, work: str, stdin_path: str, call: str | None, timeout_s: float,
-            config: SandboxConfig, mode: str, mount_proc: bool, uid: int | None) -> RunResult:
-  """Start the runner on a prepared directory, collect its output, and judge how it ended."""
-  token = host.marker_prefix() + secrets.token_hex(8)
-  cpu_s = int(timeout_s) + 1
-  wall_cap_s = _MAX_STRETCH * timeout_s + 1.0
-  status_r, status_w = os.pipe()
-  result_r, result_w = os.pipe() if call is not None else (-1, -1)
-  # The runner watches the read end; EOF means this judge process died.
-  lifeline_r, lifeline_w = os.pipe()
-  cfg = {
-      "mode": mode,
+def program_cfg(call: str | None, timeout_s: float, config: SandboxConfig,
+                uid: int | None) -> dict:
+  """The runner's settings that belong to one program (limits, clock, identity)."""
+  return {
       "as_root": uid is not None,
       "uid": uid,
       "gid": uid,
       "timeout_s": timeout_s,
-      "wall_cap_s": wall_cap_s,
+      "wall_cap_s": _MAX_STRETCH * timeout_s + 1.0,
       "setup_s": _SETUP_S,
       "call": call,
-      "status_fd": status_w,
-      "result_fd": result_w,
-      "lifeline_fd": lifeline_r,
-      "marker_env": MARKER_ENV,
-      "workdir": work,
-      "rootdir": os.path.join(top, "root"),
-      "binds": host.binds(),
-      "read_roots": host.read_roots(),
-      "mount_proc": mount_proc,
       "tmpfs_mb": config.tmpfs_mb,
       "disk_bytes": config.tmpfs_mb << 20,
       "max_files": config.max_files,
       "limits": {
-          "cpu_s": cpu_s,
+          "cpu_s": int(timeout_s) + 1,
           "as_bytes": config.memory_mb << 20,
           "fsize_bytes": config.max_file_mb << 20,
           "nproc": config.max_processes,
           "nofile": config.max_open_files,
       },
   }
-  home = "/work" if mode == "namespaces" else work
-  env = {
+
+
+def runner_cfg(mode: str, mount_proc: bool, top: str, work: str) -> dict:
+  """The runner's settings that belong to the host and the run's directory ``top``."""
+  return {
+      "serve": False,
+      "mode": mode,
+      "marker_env": MARKER_ENV,
+      "workdir": work,
+      "rootdir": os.path.join(top, "root"),
+      "binds": host.binds(),
+      "read_roots": host.read_roots(),
+      "mount_proc": mount_proc,
+  }
+
+
+def runner_env(mode: str, work: str, token: str) -> dict[str, str]:
+  """The whole environment of the runner and the program (nothing inherited)."""
+  return {
       "PATH": "/usr/local/bin:/usr/bin:/bin",
       "LANG": "C.UTF-8",
       "LC_ALL": "C.UTF-8",
-      "HOME": home,
+      "HOME": "/work" if mode == "namespaces" else work,
       "TMPDIR": "/tmp" if mode == "namespaces" else work,
       MARKER_ENV: token,
   }
-  argv = [host.python(), "-I", "-S", "-B", "-X", "utf8", RUNNER_PATH, marshal.dumps(cfg).hex()]
-  pass_fds = (status_w, lifeline_r) if call is None else (status_w, lifeline_r, result_w)
+
+
+def runner_argv(cfg: dict) -> list[str]:
+  """The command that starts a runner (or a batch server) with ``cfg``."""
+  return [host.python(), "-I", "-S", "-B", "-X", "utf8", RUNNER_PATH, marshal.dumps(cfg).hex()]
+
+
+def output_pipes(call: str | None) -> tuple[dict[str, int], dict[str, int]]:
+  """Read and write ends of a run's stdout, stderr, status and (function call) result."""
+  names = ("stdout", "stderr", "status") + (("result",) if call is not None else ())
+  pipes = {name: os.pipe() for name in names}
+  return {n: r for n, (r, _) in pipes.items()}, {n: w for n, (_, w) in pipes.items()}
+
+
+def _launch(top: str, work: str, stdin_path: str, call: str | None, timeout_s: float,
+            config: SandboxConfig, mode: str, mount_proc: bool, uid: int | None) -> RunResult:
+  """Start the runner on a prepared directory, collect its output, and judge how it ended."""
+  token = host.marker_prefix() + secrets.token_hex(8)
+  reads, writes = output_pipes(call)
+  # The runner watches the read end; EOF means this judge process died.
+  lifeline_r, lifeline_w = os.pipe()
+  cfg = runner_cfg(mode, mount_proc, top, work)
+  cfg.update(program_cfg(call, timeout_s, config, uid))
+  cfg.update(status_fd=writes["status"], result_fd=writes.get("result", -1),
+             lifeline_fd=lifeline_r)
+  pass_fds = (writes["status"], lifeline_r) + ((writes["result"],) if call is not None else ())
   start = time.monotonic()
   try:
     with open(stdin_path, "rb") as stdin_file:
       proc = subprocess.Popen(
-          argv,
+          runner_argv(cfg),
           stdin=stdin_file if call is None else subprocess.DEVNULL,
-          stdout=subprocess.PIPE,
-          stderr=subprocess.PIPE,
+          stdout=writes["stdout"],
+          stderr=writes["stderr"],
           pass_fds=pass_fds,
           cwd=work,
-          env=env,
+          env=runner_env(mode, work, token),
           start_new_session=True,
       )
   except BaseException:
-    for fd in (lifeline_w, status_r, result_r):
-      if fd != -1:
-        os.close(fd)
+    for fd in [lifeline_w, *reads.values()]:
+      os.close(fd)
     raise
   finally:
-    os.close(status_w)
-    os.close(lifeline_r)
-    if result_w != -1:
-      os.close(result_w)
+    for fd in [lifeline_r, *writes.values()]:
+      os.close(fd)
   try:
-    backstop = start + _SETUP_S + wall_cap_s + _BACKSTOP_S  # the runner's caps, and then some
-    streams, killed_timeout, exceeded = _collect(
-        proc, status_r, result_r, backstop, config.max_output_bytes)
+    backstop = start + _SETUP_S + cfg["wall_cap_s"] + _BACKSTOP_S  # the runner's caps, and more
+    streams, killed_timeout, exceeded = collect(reads, backstop, config.max_output_bytes)
   finally:
     _kill_all(proc, mode, uid, token)
     os.close(lifeline_w)
-  wall = time.monotonic() - start
+  return judge_run(streams, killed_timeout, exceeded, start, call, config, mode,
+                   f"exit {proc.returncode}")
 
+
+def judge_run(streams: dict[str, bytearray], killed_timeout: bool, exceeded: bool,
+              start: float, call: str | None, config: SandboxConfig, mode: str,
+              runner_end: str) -> RunResult:
+  """How a run ended, from what its runner reported; raises if the sandbox itself broke."""
+  wall = time.monotonic() - start
   tokens = _parse_status(streams["status"])
   if "E" in tokens:
     raise SandboxError(f"sandbox setup failed ({mode}): {tokens['E']}")
@@ -365,7 +399,7 @@ def _launch(top: str, work: str, stdin_path: str, call: str | None, timeout_s: f
   started = "R" in tokens
   if not killed and not started and "S" not in tokens:
     raise SandboxError(
-        f"sandbox runner ended without a status (exit {proc.returncode}): "
+        f"sandbox runner ended without a status ({runner_end}): "
         f"{streams['stderr'][-500:]!r}")
   exit_code = os.waitstatus_to_exitcode(int(tokens["X"])) if "X" in tokens else None
   out_of_cpu = exit_code == -signal.SIGXCPU  # RLIMIT_CPU: out of time, counted in CPU
@@ -378,7 +412,7 @@ def _launch(top: str, work: str, stdin_path: str, call: str | None, timeout_s: f
   elif exceeded:
     detail = f"output: over {config.max_output_bytes} bytes"
   elif killed_timeout:
-    detail = f"time: the judge's backstop fired after {time.monotonic() - start:.2f}s"
+    detail = f"time: the judge's backstop fired after {wall:.2f}s"
   else:
     detail = ""
   return RunResult(
@@ -396,9 +430,9 @@ def _launch(top: str, work: str, stdin_path: str, call: str | None, timeout_s: f
   )
 
 
-def _collect(proc: subprocess.Popen, status_r: int, result_r: int, deadline: float,
-             cap: int) -> tuple[dict[str, bytearray], bool, bool]:
-  """Drain the child's pipes until EOF, the deadline, or the output cap.
+def collect(reads: dict[str, int], deadline: float, cap: int
+            ) -> tuple[dict[str, bytearray], bool, bool]:
+  """Drain a run's pipes (and close them) until EOF, the deadline, or the output cap.
 
   Only the runner holds the status pipe, so its EOF means the runner is gone;
   anything still holding stdout/stderr/result after a short drain is a
@@ -407,10 +441,7 @@ def _collect(proc: subprocess.Popen, status_r: int, result_r: int, deadline: flo
   streams = {name: bytearray() for name in ("stdout", "stderr", "status", "result")}
   limits = {"stdout": cap, "result": cap, "stderr": None, "status": 1 << 16}
   sel = selectors.DefaultSelector()
-  fds = {proc.stdout.fileno(): "stdout", proc.stderr.fileno(): "stderr", status_r: "status"}
-  if result_r != -1:
-    fds[result_r] = "result"
-  for fd, name in fds.items():
+  for name, fd in reads.items():
     os.set_blocking(fd, False)
     sel.register(fd, selectors.EVENT_READ, name)
   timed_out = exceeded = False
@@ -448,11 +479,8 @@ def _collect(proc: subprocess.Popen, status_r: int, result_r: int, deadline: flo
         break
   finally:
     sel.close()
-    proc.stdout.close()
-    proc.stderr.close()
-    os.close(status_r)
-    if result_r != -1:
-      os.close(result_r)
+    for fd in reads.values():
+      os.close(fd)
   return streams, timed_out, exceeded
 
 

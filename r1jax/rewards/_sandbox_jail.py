@@ -107,6 +107,15 @@ def report(fd: int, token: str, msg: str = "") -> None:
 
 def build_root(cfg: dict, src: bytes) -> None:
   """Inside the new mount namespace: assemble a minimal root and pivot into it."""
+  build_skeleton(cfg)
+  mount_scratch(cfg, src, cfg["rootdir"])
+  enter_root(cfg["rootdir"])
+  os.chdir("/work")
+
+
+def build_skeleton(cfg: dict) -> None:
+  """The read-only part of the root at ``cfg["rootdir"]``, with empty mount points for
+  what every program gets fresh (``mount_scratch``); a batch server builds it once."""
   root = cfg["rootdir"]
   os.umask(0o022)
   _mount(None, "/", None, MS_REC | MS_PRIVATE)
@@ -136,15 +145,22 @@ def build_root(cfg: dict, src: bytes) -> None:
     os.symlink(target, f"{dev}/{name}")
   os.makedirs(dev + "/shm", exist_ok=True)
   _mount(None, dev, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC)
-  # /proc of the new pid namespace: only the sandbox's own processes.
-  os.makedirs(root + "/proc", exist_ok=True)
+  for path in ("/proc", "/tmp", "/work"):
+    os.makedirs(root + path, exist_ok=True)
+  _mount(None, root, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+
+
+def mount_scratch(cfg: dict, src: bytes, root: str) -> None:
+  """A program's own mounts on the skeleton at ``root`` (in its pid namespace's init).
+
+  /proc of the new pid namespace (only the sandbox's own processes), and private,
+  size- and inode-capped scratch space in memory: /tmp, /dev/shm and /work, which
+  holds a copy of main.py.  They vanish with the namespace; no write reaches a disk.
+  """
   if cfg["mount_proc"]:
     _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-  # Private, size- and inode-capped scratch space in memory; it vanishes with the
-  # namespace and no write reaches a host disk.  /work holds a copy of main.py.
   scratch = f"size={cfg['tmpfs_mb']}m,nr_inodes={cfg['max_files']}"
   for path in ("/tmp", "/dev/shm", "/work"):
-    os.makedirs(root + path, exist_ok=True)
     mode = "0700" if path == "/work" else "1777"
     _mount("tmpfs", root + path, "tmpfs", MS_NOSUID | MS_NODEV, f"{scratch},mode={mode}")
   main_py = root + "/work/main.py"
@@ -153,16 +169,20 @@ def build_root(cfg: dict, src: bytes) -> None:
   if cfg["as_root"]:
     for path in (root + "/work", main_py):
       os.chown(path, cfg["uid"], cfg["gid"])
-  _mount(None, root, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
-  # pivot_root, then detach the old root: unlike a bare chroot, the host tree
-  # is no longer mounted anywhere in this namespace, so even a program that
-  # regains CAP_SYS_CHROOT in a user namespace of its own has nothing to escape to.
+
+
+def enter_root(root: str) -> None:
+  """pivot_root into ``root``, then detach the old root.
+
+  Unlike a bare chroot, the host tree is no longer mounted anywhere in this
+  namespace, so even a program that regains CAP_SYS_CHROOT in a user namespace of
+  its own has nothing to escape to.
+  """
   os.chdir(root)
   check(libc().syscall(_SYS_PIVOT_ROOT[os.uname().machine], b".", b"."), "pivot_root")
   check(libc().umount2(b".", MNT_DETACH), "umount old root")
   os.chdir("/")
   os.chroot(".")
-  os.chdir("/work")
 
 
 def drop_capabilities() -> None:

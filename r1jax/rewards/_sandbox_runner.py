@@ -3,11 +3,13 @@
 This file is run as a script by a fresh interpreter (``python -I -S -B``), so it
 and its sibling modules (``_sandbox_jail``: namespaces and the new root;
 ``_sandbox_confine``: the program's own process; ``_sandbox_audit``: the fallback
-policy) must stay standalone: standard library only, no ``r1jax`` imports, no
-logging framework.  They are imported from this directory, which is removed from
-``sys.path`` again before any untrusted code runs.  Everything here runs *before*
-the untrusted program is loaded, with the privileges needed to build the sandbox,
-and then drops them for good.
+policy; ``_sandbox_clock``: the program's time; ``_sandbox_serve``: a batch's
+pre-started runner that forks one runner per program) must stay standalone:
+standard library only, no ``r1jax`` imports, no logging framework.  They are
+imported from this directory, which is removed from ``sys.path`` again before any
+untrusted code runs.  Everything here runs *before* the untrusted program is
+loaded, with the privileges needed to build the sandbox, and then drops them for
+good.
 
 Process tree::
 
@@ -26,12 +28,10 @@ runner kills its session and sweeps leftovers (by uid, or by the per-run
 marker in the environment) as soon as it exits or times out.  If the judge
 dies, the lifeline pipe reads EOF and the runner kills everything first.
 
-The program's clock starts when it is about to run (``R``), not when the runner
-starts, and it does not run while the program waits for a CPU: on a busy machine
-the program is charged wall-clock time less its main thread's run-queue wait
-(``/proc/<pid>/schedstat``), so a verdict does not depend on how loaded the host
-is.  The credit is capped: whatever the load, the program is killed after
-``wall_cap_s`` of wall-clock time.  Sandbox setup has its own cap, ``setup_s``.
+The program's clock (``_sandbox_clock``) starts when it is about to run (``R``),
+not when the runner starts, and does not count the time the program waits for a
+CPU on a busy host, within a CPU budget for all its processes and a wall-clock cap;
+sandbox setup has its own cap, ``setup_s``.
 
 Protocol on the status pipe (runner -> judge, one token per line), written when
 the run is over: ``R`` program about to start, ``S <msg>`` program does not
@@ -54,69 +54,16 @@ import time
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.append(_HERE)  # last: a sibling never shadows the standard library
 try:
+  import _sandbox_clock as clocks
   import _sandbox_confine as confine
   import _sandbox_jail as jail
+  import _sandbox_serve as serve
 finally:
   sys.path.remove(_HERE)
   sys.path_importer_cache.pop(_HERE, None)
 
 _DISK_POLL_S = 0.05  # fallback mode: how often the work directory is measured
-
-
-class _Clock:
-  """The program's time: wall clock since ``R``, less its main thread's run-queue wait."""
-
-  def __init__(self, proc_fd: int, pid: int | None, timeout_s: float, wall_cap_s: float
-               ) -> None:
-    self.start = time.monotonic()
-    self.timeout_s = timeout_s
-    self.hard = self.start + wall_cap_s
-    self.fd, self.wait0, self.last = None, 0.0, 0.0
-    if pid is not None:
-      try:
-        self.fd = os.open(f"{pid}/schedstat", os.O_RDONLY, dir_fd=proc_fd)
-      except OSError:
-        pass
-    self.wait0 = self._waited()
-
-  def _waited(self) -> float:
-    """Seconds the program's main thread spent runnable but not running, so far."""
-    if self.fd is not None:
-      try:
-        self.last = int(os.pread(self.fd, 128, 0).split()[1]) / 1e9
-      except (OSError, IndexError, ValueError):  # the thread is gone: keep the last value
-        pass
-    return self.last
-
-  def deadline(self) -> float:
-    """When the program's time runs out, as of now (moves later while it is starved)."""
-    return min(self.start + self.timeout_s + max(0.0, self._waited() - self.wait0), self.hard)
-
-  def summary(self) -> str:
-    """How long the program had, for the verdict's detail."""
-    now = time.monotonic()
-    return f"wall={now - self.start:.2f}s cpu_wait={max(0.0, self._waited() - self.wait0):.2f}s"
-
-  def close(self) -> None:
-    """Close the schedstat descriptor."""
-    if self.fd is not None:
-      os.close(self.fd)
-      self.fd = None
-
-
-def _program_pid(cfg: dict, proc_fd: int, pid: int) -> int | None:
-  """Host pid of the user process: ``pid`` itself (fallback) or init's only child."""
-  if cfg["mode"] == "fallback":
-    return pid
-  try:
-    fd = os.open(f"{pid}/task/{pid}/children", os.O_RDONLY, dir_fd=proc_fd)
-    try:
-      children = os.read(fd, 4096).split()
-    finally:
-      os.close(fd)
-    return int(children[0]) if len(children) == 1 else None
-  except (OSError, ValueError):
-    return None
+_CPU_POLL_S = 0.1  # how often the CPU time of the program's processes is added up
 
 
 def _disk_usage(path: str, max_entries: int) -> int:
@@ -161,7 +108,7 @@ def _supervise(cfg: dict, pid: int, setup_r: int, proc_fd: int
   watch = {setup_r, lifeline} | ({pidfd} if pidfd is not None else set())
   deadline = time.monotonic() + cfg["setup_s"]
   chunks, status, killed, clock = [], None, None, None
-  next_disk_check = 0.0
+  next_disk_check = next_cpu_check = 0.0
   try:
     while True:
       if status is None:
@@ -178,6 +125,11 @@ def _supervise(cfg: dict, pid: int, setup_r: int, proc_fd: int
         if now >= deadline:
           killed = "T " + (clock.summary() if clock else f"setup over {cfg['setup_s']:g}s")
           _kill_child(cfg, pid)
+      if killed is None and clock is not None and now >= next_cpu_check:
+        if clock.out_of_cpu():
+          killed = "T " + clock.summary() + " (CPU budget spent)"
+          _kill_child(cfg, pid)
+        next_cpu_check = now + _CPU_POLL_S
       if killed is None and clock is not None and fallback and now >= next_disk_check:
         used = _disk_usage(cfg["workdir"], 4 * cfg["max_files"])
         if used > cfg["disk_bytes"]:
@@ -185,8 +137,8 @@ def _supervise(cfg: dict, pid: int, setup_r: int, proc_fd: int
           _kill_child(cfg, pid)
         next_disk_check = now + _DISK_POLL_S
       wait = None if killed is not None else max(deadline - now, 0.0)
-      if wait is not None and clock is not None and fallback:
-        wait = min(wait, _DISK_POLL_S)
+      if wait is not None and clock is not None:
+        wait = min(wait, _DISK_POLL_S if fallback else _CPU_POLL_S)
       if pidfd is None or pidfd not in watch:
         wait = 0.005 if wait is None else min(wait, 0.005)
       for fd in select.select(list(watch), [], [], wait)[0]:
@@ -202,8 +154,8 @@ def _supervise(cfg: dict, pid: int, setup_r: int, proc_fd: int
           continue
         chunks.append(data)
         if clock is None and b"R" in b"".join(chunks).split(b"\n"):
-          clock = _Clock(proc_fd, _program_pid(cfg, proc_fd, pid), cfg["timeout_s"],
-                         cfg["wall_cap_s"])
+          clock = clocks.Clock(cfg, proc_fd, pid)
+          next_cpu_check = clock.start + _CPU_POLL_S
           deadline = clock.deadline()
   finally:
     if clock is not None:
@@ -262,7 +214,11 @@ def _init_main(cfg: dict, src: bytes, setup_w: int) -> None:
     # SIGINT handler so the program cannot interrupt init (user-ns mode).
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     jail.libc().prctl(jail.PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    jail.build_root(cfg, src)
+    if cfg["serve"]:  # the batch server's skeleton is this namespace's root already
+      jail.mount_scratch(cfg, src, "")
+      os.chdir("/work")
+    else:
+      jail.build_root(cfg, src)
     user_pid = os.fork()
     if user_pid == 0:
       confine.main(cfg, src, setup_w)  # never returns
@@ -276,18 +232,13 @@ def _init_main(cfg: dict, src: bytes, setup_w: int) -> None:
   jail._exit(0)  # init exiting kills every process left in the namespace
 
 
-def main() -> None:
-  """Read the run's config, start the sandbox, supervise it, report on the status pipe."""
-  cfg = marshal.loads(bytes.fromhex(sys.argv[1]))  # marshal: no import cost, unlike json
-  with open("main.py", "rb") as f:  # cwd is the program's host work directory
-    src = f.read()
+def run_one(cfg: dict, src: bytes) -> None:
+  """Start one program's sandbox, supervise it, report on the status pipe; never returns."""
   namespaces = cfg["mode"] == "namespaces"
   if namespaces:
     jail.enter_namespaces(cfg)
   setup_r, setup_w = os.pipe()
-  # The host's /proc, for the program's clock: init's pivot_root moves this
-  # process into the sandbox's root as well (one mount namespace).
-  proc_fd = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY)
+  proc_fd = cfg["proc_fd"]
   pid = os.fork()
   if pid == 0:
     for fd in (cfg["status_fd"], cfg["lifeline_fd"], setup_r, proc_fd):
@@ -307,6 +258,19 @@ def main() -> None:
   except OSError:
     pass
   jail._exit(0)
+
+
+def main() -> None:
+  """Run the program in this directory, or serve a batch (``_sandbox_serve``)."""
+  cfg = marshal.loads(bytes.fromhex(sys.argv[1]))  # marshal: no import cost, unlike json
+  # The host's /proc, for the program's clock: init's pivot_root moves this process
+  # into the sandbox's root as well (one mount namespace).
+  cfg["proc_fd"] = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY)
+  if cfg["serve"]:
+    serve.serve(cfg, run_one)
+  with open("main.py", "rb") as f:  # cwd is the program's host work directory
+    src = f.read()
+  run_one(cfg, src)
 
 
 if __name__ == "__main__":

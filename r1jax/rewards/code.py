@@ -82,6 +82,7 @@ import signal
 import threading
 from typing import Literal, Mapping, Sequence
 
+from r1jax.rewards import _sandbox_batch
 from r1jax.rewards._sandbox import (
     RunResult,
     SandboxConfig,
@@ -263,6 +264,18 @@ def _judge_batch(
       results[i] = [TestOutcome("no_code")] * len(tests)
     else:
       jobs.extend((i, j) for j in range(len(tests)))
+  if jobs:
+    # One pre-started runner forks every program's sandbox, where that applies.
+    with _sandbox_batch.batch(config) as server:
+      _run_jobs(codes, tests_list, jobs, results, timeout_s, max_workers, config, server)
+  return results  # type: ignore[return-value]
+
+
+def _run_jobs(codes: Sequence[str | None], tests_list: Sequence[list[StdioTest | CallTest]],
+              jobs: list[tuple[int, int]], results: list[list[TestOutcome | None]],
+              timeout_s: float, max_workers: int, config: SandboxConfig,
+              server: _sandbox_batch.SandboxServer | None) -> None:
+  """Judge every (completion, test) job into ``results``, serially or in a thread pool."""
   uncompilable: set[int] = set()
   lock = threading.Lock()
 
@@ -270,7 +283,7 @@ def _judge_batch(
     with lock:
       if i in uncompilable:  # same source: it will not compile this time either
         return TestOutcome("compile_error", "skipped")
-    outcome = _judge_one(codes[i], tests_list[i][j], timeout_s, config)
+    outcome = _judge_one(codes[i], tests_list[i][j], timeout_s, config, server)
     if outcome.verdict == "compile_error":
       with lock:
         uncompilable.add(i)
@@ -289,15 +302,18 @@ def _judge_batch(
       except BaseException:
         pool.shutdown(wait=True, cancel_futures=True)
         raise
-  return results  # type: ignore[return-value]
 
 
 def _judge_one(code: str, test: StdioTest | CallTest, timeout_s: float,
-               config: SandboxConfig) -> TestOutcome:
+               config: SandboxConfig, server: _sandbox_batch.SandboxServer | None
+               ) -> TestOutcome:
+  """Run one test in a fresh sandbox and judge what came out."""
   if isinstance(test, StdioTest):
-    res = run_program(code, stdin=test.input, timeout_s=timeout_s, config=config)
+    res = run_program(code, stdin=test.input, timeout_s=timeout_s, config=config,
+                      server=server)
   else:
-    res = run_program(code, call=test.call, timeout_s=timeout_s, config=config)
+    res = run_program(code, call=test.call, timeout_s=timeout_s, config=config,
+                      server=server)
   failure = _failure(res)
   if failure is not None:
     return failure

@@ -1,0 +1,90 @@
+"""A batch's pre-started sandbox server: every program still gets a sandbox of its own.
+
+The server (``r1jax.rewards._sandbox_batch``) forks one runner per program instead of
+starting an interpreter for each; these tests check that nothing is shared between
+the programs of a batch that a runner of their own would not share, and that the
+server is gone when the batch is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+
+import pytest
+
+from r1jax.rewards import _sandbox, _sandbox_batch
+from r1jax.rewards.code import SandboxConfig, code_rewards
+
+CFG = SandboxConfig()
+
+
+@pytest.fixture
+def server():
+  with _sandbox_batch.batch(CFG) as s:
+    if s is None:
+      pytest.skip("a batch server needs namespaces and a root judge")
+    yield s
+
+
+def _run(server, src: str, stdin: str = "") -> _sandbox.RunResult:
+  return server.run(textwrap.dedent(src), stdin, None, 10.0, CFG)
+
+
+def test_programs_of_a_batch_share_nothing(server):
+  probe = """
+      import json, os
+      leftovers = sorted(os.listdir("/tmp")) + sorted(os.listdir("/dev/shm"))
+      open("/tmp/mark", "w").write("x")
+      open("/dev/shm/mark", "w").write("x")
+      open("mine", "w").write("x")
+      print(json.dumps({"uid": os.getuid(), "pid": os.getpid(), "ppid": os.getppid(),
+                        "pids": sorted(p for p in os.listdir("/proc") if p.isdigit()),
+                        "fds": sorted(os.listdir("/proc/self/fd")),
+                        "work": sorted(os.listdir(".")), "leftovers": leftovers,
+                        "host": os.path.exists("/etc/passwd")}))
+  """
+  seen = [json.loads(_run(server, probe).stdout) for _ in range(3)]
+  assert len({s["uid"] for s in seen}) == 3  # a unique uid each
+  for s in seen:
+    assert s["uid"] != 0 and s["ppid"] == 1 and s["pid"] == 2  # its own pid namespace
+    assert s["pids"] == ["1", "2"]  # sees its init and itself, nothing of the others
+    assert s["leftovers"] == []  # fresh /tmp and /dev/shm
+    assert s["work"] == ["main.py", "mine"]  # fresh /work
+    assert s["fds"] == ["0", "1", "2", "3"]  # stdio and the listing itself: no server fd
+    assert s["host"] is False
+
+
+def test_stdin_and_results_stay_with_their_program(server):
+  outs = [_run(server, "print(input()[::-1])", stdin=f"abc{i}").stdout for i in range(4)]
+  assert outs == [f"{i}cba\n".encode() for i in range(4)]
+  res = server.run("def f(x):\n    return x * 2", None, "f(21)", 10.0, CFG)
+  assert res.result == b"42"
+
+
+def test_the_server_is_gone_with_its_batch():
+  with _sandbox_batch.batch(CFG) as s:
+    if s is None:
+      pytest.skip("a batch server needs namespaces and a root judge")
+    pid, top = s.proc.pid, s.top
+    assert _run(s, "print(1)").stdout == b"1\n"
+  assert s.proc.returncode is not None
+  assert not os.path.exists(f"/proc/{pid}/status") or "Z" in open(f"/proc/{pid}/stat").read()
+  assert not os.path.exists(top)
+
+
+def test_a_dead_server_fails_the_batch_loudly(server):
+  os.kill(server.proc.pid, 9)
+  server.proc.wait()
+  with pytest.raises(_sandbox.SandboxError):
+    _run(server, "print(1)")
+
+
+def test_pooled_batch_scores_like_single_runners():
+  prog = "```python\nimport sys\nprint(sum(map(int, sys.stdin.read().split())))\n```"
+  tests = [[{"input": f"{i} {i}", "output": str(2 * i)}] for i in range(12)]
+  pooled = code_rewards([prog] * 12, tests, max_workers=8, config=CFG)
+  fallback = code_rewards([prog] * 12, tests, max_workers=8,
+                          config=SandboxConfig(isolation="fallback"))
+  assert pooled == fallback == [1.0] * 12
