@@ -53,7 +53,10 @@ SIGXCPU is a timeout too.  So a verdict does not depend on how busy the machine
 is, up to a slow-down of ``_MAX_STRETCH``.
 
 In both modes the runner watches a lifeline pipe from the judge, so a judge
-that dies mid-run (OOM, SIGKILL) leaves no sandbox process behind.
+that dies mid-run (OOM, SIGKILL) leaves no sandbox process behind.  A batch may
+instead fork its runners from one pre-started server (``_sandbox_batch``,
+``run_program(server=...)``; namespaces mode, root judge): the same sandbox per
+program, without an interpreter start per program.
 """
 
 from __future__ import annotations

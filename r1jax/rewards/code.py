@@ -22,10 +22,12 @@ pressure: assume it tries every way to cheat or damage the host it is allowed
 to.  Defences, in ``r1jax.rewards._sandbox`` (host side) and ``_sandbox_runner``
 (the child: ``_sandbox_jail``, ``_sandbox_confine``, ``_sandbox_audit``):
 
-* One process per test, in a fresh temporary directory, started with a
-  minimal environment built from scratch (nothing inherited), ``python -I -S``
-  (standard library only), rlimits on CPU seconds, address space, file size,
-  number of processes and open files, no core dumps.
+* One sandbox per test, with a minimal environment built from scratch (nothing
+  inherited), ``python -I -S`` (standard library only), rlimits on CPU seconds,
+  address space, file size, number of processes and open files, no core dumps.
+  In ``namespaces`` mode with a root judge the sandboxes of a batch are forked
+  from one pre-started server (``_sandbox_batch``), each with namespaces, root,
+  uid and limits of its own; otherwise each test starts a runner of its own.
 * A time limit (``timeout_s``, per test) that kills the whole sandbox: in
   ``namespaces`` mode the program is inside a new pid namespace whose init dies
   with it; in ``fallback`` mode the supervising runner kills the program's
@@ -67,7 +69,7 @@ to.  Defences, in ``r1jax.rewards._sandbox`` (host side) and ``_sandbox_runner``
   :class:`SandboxError` instead of silently scoring 0.
 
 Scoring of a batch runs every (completion, test) pair in a bounded thread pool
-(:func:`code_rewards`); each thread waits on one sandboxed process.
+(:func:`code_rewards`); each thread waits on one sandboxed program.
 """
 
 from __future__ import annotations
