@@ -78,6 +78,13 @@ def check_protocol(p: Any, where: str) -> None:
     raise configs.ConfigError(f"{where}: top_p must be in (0, 1] and temperature >= 0.")
 
 
+def _problems(run: common.Run, ref: str, n: int) -> tuple[Any, list[dict[str, Any]]]:
+  """The task of a 'task:split' ref and its first `n` problems (all with n = 0)."""
+  task, split = run.tasks.resolve(ref)
+  probs = list(task.problems(split))
+  return task, (probs[:n] if n else probs)
+
+
 def evaluate_tasks(run: common.Run, p: Any, params: Any, model_cfg: Any, tok: Any, *,
                    num_problems: int | None = None, k: int | None = None
                    ) -> dict[str, dict[str, Any]]:
@@ -87,9 +94,7 @@ def evaluate_tasks(run: common.Run, p: Any, params: Any, model_cfg: Any, tok: An
   n = p.num_problems if num_problems is None else num_problems
   out = {}
   for ref in p.tasks:
-    task, split = run.tasks.resolve(ref)
-    probs = list(task.problems(split))
-    probs = probs[:n] if n else probs
+    task, probs = _problems(run, ref, n)
     out[ref] = eval_lib.evaluate(
         params, model_cfg, tok, [task.prompt(q["question"], tok) for q in probs],
         [q["answer"] for q in probs], k=p.k if k is None else k, temperature=p.temperature,
@@ -113,9 +118,7 @@ def evaluate_general(run: common.Run, p: Any, params: Any, model_cfg: Any, tok: 
   k = p.k if k is None else k
   probs, prompts = [], []
   for ref in p.general:
-    task, split = run.tasks.resolve(ref)
-    rows = list(task.problems(split))
-    rows = rows[:n] if n else rows
+    task, rows = _problems(run, ref, n)
     probs += rows
     prompts += [task.prompt(q["question"], tok) for q in rows]
   texts, lengths, _ = eval_lib.generate(
