@@ -433,6 +433,53 @@ def logits_from_hidden(params: Params, x_BxTxD: Array, config: Any) -> Array:
   return sharding.constrain(logits, ("batch", "length", "vocab"))
 
 
+def target_logprobs(params: Params, x_BxTxD: Array, targets_BxT: Array, config: Any
+                    ) -> tuple[Array, Array]:
+  """log p(target) and the entropy of p, float32 [B, T], p = softmax of the logits of
+  the final-normed hidden states (`return_hidden`): the same function as
+  `log_softmax(logits_from_hidden(...))` gathered at the targets, with a hand-written
+  VJP (`_head_logprobs`)."""
+  head = params["embed"].T if config.tie_embeddings else params["lm_head"]
+  return _head_logprobs(x_BxTxD, head.astype(x_BxTxD.dtype), targets_BxT)
+
+
+@jax.custom_vjp
+def _head_logprobs(x_BxTxD: Array, head_DxV: Array, targets_BxT: Array) -> tuple[Array, Array]:
+  """(log p(target), entropy) [B, T] of p = softmax(x @ head).
+
+  The VJP forms the logits' gradient once, in the logits' own layout, from the saved
+  log-probabilities: dz = g_lp * onehot(target) - p * (g_lp + g_ent * (log p + H)).
+  Autodiff of log_softmax + take_along_axis instead scatters into a zero [B, T, V]
+  array and, on CPU, recomputes that gradient in the transposed layout the head's
+  weight gradient reads; the head's forward + backward took twice as long
+  (benchmarks/grpo_step.py, README there).
+  """
+  return _head_logprobs_fwd(x_BxTxD, head_DxV, targets_BxT)[0]
+
+
+def _head_logprobs_fwd(x_BxTxD: Array, head_DxV: Array, targets_BxT: Array):
+  logits = jnp.einsum("btd,dv->btv", x_BxTxD, head_DxV, preferred_element_type=jnp.float32)
+  logp_all = jax.nn.log_softmax(sharding.constrain(logits, ("batch", "length", "vocab")), -1)
+  logp = jnp.take_along_axis(logp_all, targets_BxT[..., None], axis=-1)[..., 0]
+  entropy = -(jnp.exp(logp_all) * logp_all).sum(-1)
+  return (logp, entropy), (x_BxTxD, head_DxV, targets_BxT, logp_all, entropy)
+
+
+def _head_logprobs_bwd(res: tuple, g: tuple[Array, Array]) -> tuple[Array, Array, None]:
+  x, head, targets, logp_all, entropy = res
+  g_lp, g_ent = g[0][..., None], g[1][..., None]
+  onehot = jnp.arange(logp_all.shape[-1]) == targets[..., None]
+  dz = (jnp.where(onehot, g_lp, 0.0)
+        - jnp.exp(logp_all) * (g_lp + g_ent * (logp_all + entropy[..., None])))
+  dz = sharding.constrain(dz, ("batch", "length", "vocab")).astype(x.dtype)
+  dx = jnp.einsum("btv,dv->btd", dz, head, preferred_element_type=jnp.float32)
+  dhead = jnp.einsum("btd,btv->dv", x, dz, preferred_element_type=jnp.float32)
+  return dx.astype(x.dtype), dhead.astype(head.dtype), None
+
+
+_head_logprobs.defvjp(_head_logprobs_fwd, _head_logprobs_bwd)
+
+
 def forward(params: Params, tokens: Array, config: Any) -> Array:
   """Logits float32 [B, T, V] for int32 tokens [B, T] (no cache, no padding)."""
   return apply(params, tokens, config)[0]

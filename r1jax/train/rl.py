@@ -61,15 +61,23 @@ def sequence_inputs(tokens_NxL: Array, pad_N: Array) -> dict[str, Array]:
           "key_mask": idx >= pad_N[:, None]}
 
 
-def token_logprobs(params: Any, model_cfg: Any, batch: dict[str, Array]
-                   ) -> tuple[Array, Array, Any]:
-  """log pi(target | prefix) [N, L-1], token entropies [N, L-1], MoE aux."""
+def token_logprobs(params: Any, model_cfg: Any, batch: dict[str, Array],
+                   completion_len: int | None = None) -> tuple[Array, Array, Any]:
+  """log pi(target | prefix) [N, L-1], token entropies [N, L-1], MoE aux.
+
+  With `completion_len` C, the head (logits, log-softmax, entropy) runs at the last C
+  target positions only, those of the completion bucket, and the others hold 0: the
+  prompt's targets are never in the loss mask.
+  """
   x = sequence_inputs(batch["tokens"], batch["prompt_pad"])
-  logits, _, aux = model.apply(params, x["inputs"], model_cfg, positions=x["positions"],
-                               key_mask=x["key_mask"], token_mask=x["key_mask"])
-  logp_all = jax.nn.log_softmax(logits, axis=-1)
-  logp = jnp.take_along_axis(logp_all, x["targets"][..., None], axis=-1)[..., 0]
-  entropy = -(jnp.exp(logp_all) * logp_all).sum(-1)
+  hidden, _, aux = model.apply(params, x["inputs"], model_cfg, positions=x["positions"],
+                               key_mask=x["key_mask"], token_mask=x["key_mask"],
+                               return_hidden=True)
+  skip = 0 if completion_len is None else max(hidden.shape[1] - completion_len, 0)
+  logp, entropy = model.target_logprobs(params, hidden[:, skip:], x["targets"][:, skip:],
+                                        model_cfg)
+  if skip:
+    logp, entropy = (jnp.pad(a, ((0, 0), (skip, 0))) for a in (logp, entropy))
   return logp, entropy, aux
 
 
@@ -87,9 +95,11 @@ def grpo_loss_fn(model_cfg: Any, rl_cfg: Any) -> state_lib.LossFn:
   have not moved since the rollouts), so with num_iterations=1 the pi_old forward pass
   is skipped (as TRL's GRPOTrainer does).
   """
+  completion_len = sampling.length_bucket(rl_cfg.max_new_tokens)  # the rollouts' bucket
+
   def loss_fn(params: Any, batch: dict[str, Array], rng: Array):
     del rng
-    logp, entropy, aux = token_logprobs(params, model_cfg, batch)
+    logp, entropy, aux = token_logprobs(params, model_cfg, batch, completion_len)
     mask = batch["loss_mask"]
     old_logp = batch.get("old_logp", jax.lax.stop_gradient(logp))
     loss, m = grpo.grpo_loss(
