@@ -4,7 +4,8 @@ Protocol (one JSON object per line): the first line on stdin sets up (model_dir,
 [{"prompt", "answer"}] for every step in order, completions per step, group,
 new_tokens, beta, lr, temperature, seed, steps); then `trl.GRPOTrainer.train()` runs
 `steps` steps, one per further line ({"step": true}), and answers each with {"s":
-seconds, "split": {...}} (the first answer also carries "versions"). EOF ends it.
+seconds, "cpu_s": process CPU seconds, "split": {...}} (the first answer also carries
+"versions"). EOF ends it.
 
 A step is timed from the request (read in a callback before the step begins) to the
 trainer's `on_step_end`: generation, rewards, the reference model's log-probs, the loss,
@@ -18,7 +19,9 @@ Settings as in the issue: one update per generated batch (steps_per_generation 1
 num_iterations 1, the whole batch in one forward/backward), loss_type 'grpo' (the
 paper's per-sequence mean, as r1jax's default), beta 0.001 (so the reference model
 runs), lr 1e-5 constant, AdamW (beta2 0.95, as r1jax's), grad clip 1.0, temperature 1
-over the full vocabulary, float32 on the CPU.
+over the full vocabulary, float32 on the CPU. "threads" in the setup, when given, sets
+torch's intra-op threads (the parent also sets OMP_NUM_THREADS): on a loaded machine
+torch's OpenMP pool of one thread per core can run many times slower than one thread.
 """
 
 import json
@@ -34,6 +37,8 @@ import trl
 def main() -> None:
   req = json.loads(sys.stdin.readline())
   n, group = req["completions"], req["group"]
+  if req.get("threads"):
+    torch.set_num_threads(req["threads"])
   out = sys.stdout
   sys.stdout = sys.stderr  # the trainer's prints must not reach the protocol
 
@@ -42,7 +47,7 @@ def main() -> None:
 
   args = trl.GRPOConfig(
       output_dir=req["model_dir"] + "/trl_out", use_cpu=True, report_to="none",
-      save_strategy="no", disable_tqdm=True, logging_steps=1, seed=req["seed"],
+      save_strategy="no", disable_tqdm=True, seed=req["seed"],
       per_device_train_batch_size=n, gradient_accumulation_steps=1, num_generations=group,
       max_completion_length=req["new_tokens"], temperature=req["temperature"], top_p=1.0,
       top_k=0, beta=req["beta"], num_iterations=1, loss_type="grpo",
@@ -84,7 +89,7 @@ def main() -> None:
     if not line:
       return False
     split.clear()
-    clock["t0"] = time.perf_counter()
+    clock["t0"], clock["c0"] = time.perf_counter(), time.process_time()
     return True
 
   class Stepper(transformers.TrainerCallback):
@@ -96,7 +101,7 @@ def main() -> None:
       dt = time.perf_counter() - clock["t0"]
       s = dict(split)
       s["update"] = dt - s.get("generate_and_score", 0.0)
-      reply = {"s": dt, "split": s}
+      reply = {"s": dt, "cpu_s": time.process_time() - clock["c0"], "split": s}
       if clock["first"]:
         reply["versions"], clock["first"] = versions, False
       out.write(json.dumps(reply) + "\n")

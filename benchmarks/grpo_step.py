@@ -155,7 +155,7 @@ def write_model_dir(path: str, mc: Any, params: Any) -> None:
 # Machine
 
 
-def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
+def matmul_peak_gflops(n: int = 2048, repeats: int = 10) -> float:
   """Best of `repeats` 2048^3 float32 jnp.dot: the machine's matmul peak."""
   a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
   f = jax.jit(jnp.dot)
@@ -176,16 +176,53 @@ def loadavg() -> str:
 # FLOPs of the update
 
 
-def update_model_flops(c: Any, n: int, length: int, head_positions: int) -> float:
-  """Model FLOPs of one update's forward + backward (3x the forward) on n rows of
-  `length` - 1 inputs: every matmul, attention over the whole (masked) square, the head
-  at `head_positions` positions per row."""
+def update_matmuls(c: Any, n: int, length: int, head_positions: int
+                   ) -> list[tuple[int, int, int, int]]:
+  """(count, M, K, N) of every matmul of one update on n rows of `length` - 1 inputs:
+  each forward A[M, K] @ B[K, N] and its two backward products, dA = dC @ B^T (M, N, K)
+  and dB = A^T @ dC (K, M, N); attention over the whole (masked) square, the head at
+  `head_positions` positions per row."""
   t = length - 1
-  d, h, k, e, f = c.d_model, c.n_heads, c.n_kv_heads, c.head_dim, c.mlp_dim
-  per_token = 2 * (d * (h + 2 * k) * e + h * e * d + 3 * d * f) * c.n_layers
-  attn = 2 * 2 * h * e * t * t * c.n_layers  # scores and values, per row
-  head = 2 * d * c.vocab_size * head_positions
-  return 3 * n * (per_token * t + attn + head)
+  m, d, h, k, e, f = n * t, c.d_model, c.n_heads, c.n_kv_heads, c.head_dim, c.mlp_dim
+  g = h // k
+  fwd = [(c.n_layers, m, d, h * e), (2 * c.n_layers, m, d, k * e),  # q; k, v
+         (c.n_layers, m, h * e, d),  # output projection
+         (2 * c.n_layers, m, d, f), (c.n_layers, m, f, d),  # gate, up; down
+         (n * k * c.n_layers, g * t, e, t), (n * k * c.n_layers, g * t, t, e),  # scores, values
+         (1, n * head_positions, d, c.vocab_size)]  # head
+  out = []
+  for cnt, mm, kk, nn in fwd:
+    out += [(cnt, mm, kk, nn), (cnt, mm, nn, kk), (cnt, kk, mm, nn)]
+  return out
+
+
+def update_model_flops(c: Any, n: int, length: int, head_positions: int) -> float:
+  """Model FLOPs of one update: 2 per multiply-add of every matmul (`update_matmuls`)."""
+  return float(sum(2 * cnt * m * k * nn for cnt, m, k, nn in
+                   update_matmuls(c, n, length, head_positions)))
+
+
+def matmul_floor_s(c: Any, n: int, length: int, head_positions: int, repeats: int = 5
+                   ) -> float:
+  """Seconds of the update's matmuls alone (`update_matmuls`), each a jitted row-major
+  A @ B on operands laid out for it (transposes not timed), best of `repeats`; batched
+  attention products run as one batched matmul per shape."""
+  total = 0.0
+  key = jax.random.key(1)
+  for cnt, m, k, nn in update_matmuls(c, n, length, head_positions):
+    batched = cnt > 4 * c.n_layers
+    b = cnt // c.n_layers if batched else 1
+    a = jax.random.normal(key, (b, m, k) if batched else (m, k), jnp.float32)
+    w = jax.random.normal(key, (b, k, nn) if batched else (k, nn), jnp.float32)
+    f = jax.jit(jnp.matmul)
+    f(a, w).block_until_ready()
+    best = float("inf")
+    for _ in range(repeats):
+      t0 = time.perf_counter()
+      f(a, w).block_until_ready()
+      best = min(best, time.perf_counter() - t0)
+    total += best * (cnt // b)
+  return total
 
 
 # ---------------------------------------------------------------------------------------
@@ -259,7 +296,7 @@ class Ours:
   def __call__(self) -> dict[str, float]:
     """One whole step (the loop's produce + update); its seconds and split."""
     self.timers.t = {}
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with self._timed_sampler():
       batch, host = self.trainer.produce(self.step, self.state, self.ref_params)
     t1 = time.perf_counter()
@@ -274,7 +311,8 @@ class Ours:
     self.last_batch = batch
     split = dict(self.timers.t, update=t2 - t1)
     split["host"] = total - sum(split.values())
-    return {"s": total, "split": split, "reward_mean": host["reward/total_mean"],
+    return {"s": total, "cpu_s": time.process_time() - c0, "split": split,
+            "reward_mean": host["reward/total_mean"],
             "length_mean": host["completion/length_mean"]}
 
   def update_alone(self, repeats: int) -> float:
@@ -288,10 +326,10 @@ class Ours:
     return best
 
   def update_flops(self) -> float:
-    """XLA's FLOP count of the compiled update on the last batch's shapes."""
+    """XLA's FLOP count of the update (its HLO before optimisation) on the last batch."""
     abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype),
                             (self.state, self.last_batch))
-    cost = self.step_fn.lower(*abstract).compile().cost_analysis()
+    cost = self.step_fn.lower(*abstract).cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
     return float(cost.get("flops", float("nan")))
 
@@ -310,17 +348,18 @@ scoring.REWARD_FNS["contains"] = contains_reward
 class Peer:
   """TRL's GRPOTrainer in a worker process (JSON lines; protocol in _grpo_peer_trl.py)."""
 
-  def __init__(self, python: str, setup: dict):
+  def __init__(self, python: str, setup: dict, threads: int = 0):
     self.error: str | None = None
     self.versions: dict = {}
     if not pathlib.Path(python).exists():
       self.error = f"{python} not found (setup: see this file's docstring)"
       return
     self.log = tempfile.TemporaryFile(mode="w+")
+    env = dict(os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {}))
     self.proc = subprocess.Popen([python, str(ROOT / "benchmarks" / "_grpo_peer_trl.py")],
                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                 stderr=self.log, text=True, bufsize=1)
-    reply = self._ask(setup)
+                                 stderr=self.log, text=True, bufsize=1, env=env)
+    reply = self._ask(dict(setup, threads=threads))
     if reply is not None:
       self.versions = reply.get("versions", {})
 
@@ -395,9 +434,11 @@ def first_step_only(args: argparse.Namespace) -> None:
     first = ours()
     first_wall = time.perf_counter() - t0
     compile_s = clock.total() - before - setup_compile
-    steady = min(ours()["s"] for _ in range(2))
+    steady = min((ours() for _ in range(2)), key=lambda r: r["s"])
     ours.close()
-  print(json.dumps({"first_s": first_wall, "steady_s": steady, "compile_s": compile_s,
+  print(json.dumps({"first_s": first_wall, "first_cpu_s": first["cpu_s"],
+                    "steady_s": steady["s"], "steady_cpu_s": steady["cpu_s"],
+                    "compile_s": compile_s,
                     "setup_compile_s": setup_compile, "cache_hits": clock.hits,
                     "backend_compile_s": clock.s[CompileClock.EVENTS[2]],
                     "first_split": first["split"]}), flush=True)
@@ -415,8 +456,9 @@ def compile_check(args: argparse.Namespace) -> dict[str, Any]:
       if res.returncode or not lines:
         raise RuntimeError(f"{cmd} failed: {res.stderr[-2000:]}")
       out[name] = json.loads(lines[-1])
-      print(f"  compile check ({name}): first step {out[name]['first_s']:.2f} s, steady "
-            f"{out[name]['steady_s']:.2f} s, JAX compile time in the first step "
+      print(f"  compile check ({name}): first step {out[name]['first_s']:.2f} s "
+            f"({out[name]['first_cpu_s']:.2f} CPU s), steady {out[name]['steady_s']:.2f} s, "
+            f"JAX tracing + compiling in the first step "
             f"{out[name]['compile_s']:.2f} s (backend {out[name]['backend_compile_s']:.2f} s), "
             f"setup {out[name]['setup_compile_s']:.2f} s, cache hits {out[name]['cache_hits']}",
             flush=True)
@@ -444,11 +486,13 @@ def run_size(n: int, args: argparse.Namespace, d: str, mc: Any, params: Any,
     setup = {"model_dir": d, "rows": prompt_rows(b * steps), "completions": n, "group": GROUP,
              "new_tokens": NEW_TOKENS, "beta": BETA, "lr": LR, "temperature": TEMPERATURE,
              "seed": SEED, "steps": steps}
-    peer = Peer(args.trl_python, setup)
-    if peer.error:
-      print(f"trl: {peer.error}", flush=True)
-    else:
-      engines["trl"] = peer
+    for threads in (int(t) for t in args.trl_threads.split(",")):
+      key = "trl" if not threads else f"trl/{threads}t"
+      peer = Peer(args.trl_python, setup, threads)
+      if peer.error:
+        print(f"{key}: {peer.error}", flush=True)
+      else:
+        engines[key] = peer
   res: dict[str, Any] = {k: {"steps": []} for k in engines}
   for key, e in engines.items():  # the first step: compilation / warm-up
     t0 = time.perf_counter()
@@ -465,16 +509,18 @@ def run_size(n: int, args: argparse.Namespace, d: str, mc: Any, params: Any,
   res["r1jax"]["setup_compile_s"] = setup_compile
   for key in engines:
     res[key]["s"] = _stats([r["s"] for r in res[key]["steps"]])
+    res[key]["cpu_s"] = _stats([r["cpu_s"] for r in res[key]["steps"]])
   # The update alone, and its FLOPs.
   time.sleep(args.settle)
   upd = ours.update_alone(args.update_repeats)
   xla_flops = ours.update_flops()
   length = ours.last_batch["tokens"].shape[1]
-  head = NEW_TOKENS if getattr(rl, "COMPLETION_ONLY_LOGITS", False) else length - 1
+  head = sampling.length_bucket(NEW_TOKENS)  # the loss's head runs at completion positions
   model_flops = update_model_flops(mc, n, length, head)
+  floor = matmul_floor_s(mc, n, length, head)
   res["update"] = {"alone_s": upd, "xla_flops": xla_flops, "model_flops": model_flops,
                    "seq_len": length, "xla_gflops_s": xla_flops / upd / 1e9,
-                   "model_gflops_s": model_flops / upd / 1e9,
+                   "model_gflops_s": model_flops / upd / 1e9, "matmul_floor_s": floor,
                    "mfu": model_flops / upd / 1e9 / peak}
   ours.close()
   for e in engines.values():
@@ -497,6 +543,9 @@ def main() -> None:
   ap.add_argument("--compile_check", action="store_true",
                   help="also time a fresh process's first step, cold and from the cache")
   ap.add_argument("--trl_python", default=str(ROOT / ".venv-trl" / "bin" / "python"))
+  ap.add_argument("--trl_threads", default="0,1",
+                  help="a TRL peer per entry: torch intra-op threads (0 = torch's default, "
+                       "one per core); the table compares against the fastest")
   ap.add_argument("--json", default=None, help="write every measurement to this file")
   ap.add_argument("--first_step_only", action="store_true", help=argparse.SUPPRESS)
   ap.add_argument("--first_step_n", type=int, default=8, help=argparse.SUPPRESS)
@@ -525,6 +574,7 @@ def main() -> None:
     for n in sizes:
       results[n] = run_size(n, args, d, mc, params, clock, report["peak_gflops"])
       _print_size(n, results[n])
+      report["peak_gflops"] = max(report["peak_gflops"], matmul_peak_gflops())
   report["results"] = {str(k): v for k, v in results.items()}
   report["peak_gflops_end"] = matmul_peak_gflops()
   report["load_end"] = loadavg()
@@ -535,65 +585,73 @@ def main() -> None:
     pathlib.Path(args.json).write_text(json.dumps(report, indent=1))
 
 
+def _peers(res: dict[str, Any]) -> list[str]:
+  return [k for k in res if k.startswith("trl")]
+
+
 def _print_size(n: int, res: dict[str, Any]) -> None:
-  for key in ("r1jax", "trl"):
-    if key not in res:
-      continue
-    s = res[key]["s"]
-    print(f"  n={n:<3d} {key:6s} first {res[key]['first_s']:6.2f} s   best {s['best']:.3f} "
-          f"median {s['median']:.3f} worst {s['worst']:.3f} s/step", flush=True)
+  for key in ["r1jax", *_peers(res)]:
+    s, c = res[key]["s"], res[key]["cpu_s"]
+    print(f"  n={n:<3d} {key:7s} first {res[key]['first_s']:6.2f} s   best {s['best']:.3f} "
+          f"median {s['median']:.3f} worst {s['worst']:.3f} s/step; CPU s/step median "
+          f"{c['median']:.3f}", flush=True)
 
 
 def _print_table(report: dict[str, Any], results: dict[int, Any]) -> None:
   peak = max(report["peak_gflops"], report["peak_gflops_end"])
   print()
-  print(f"GRPO step: G={GROUP}, {NEW_TOKENS} new tokens, beta={BETA}; best (median) of "
-        f"{report['repeats']} interleaved steps")
-  hdr = (f"{'n':>3s} | {'r1jax s/step':>17s} {'compl/s':>7s} | {'TRL s/step':>17s} "
-         f"{'compl/s':>7s} | {'x TRL best':>10s} {'x median':>8s}")
+  print(f"GRPO step: G={GROUP}, {NEW_TOKENS} new tokens, beta={BETA}; s/step best (median) of "
+        f"{report['repeats']} interleaved steps; x TRL: against the fastest TRL setting")
+  hdr = (f"{'n':>3s} | {'engine':7s} | {'s/step':>16s} {'compl/s':>7s} {'CPU s':>6s} | "
+         f"{'x TRL best':>10s} {'x median':>8s}")
   print(hdr)
   print("-" * len(hdr))
   for n, res in results.items():
+    peers = _peers(res)
     o = res["r1jax"]["s"]
-    t = res.get("trl", {}).get("s")
-    row = (f"{n:3d} | {o['best']:8.3f} ({o['median']:6.3f}) {n / o['best']:7.1f} | ")
-    if t:
-      row += (f"{t['best']:8.3f} ({t['median']:6.3f}) {n / t['best']:7.1f} | "
-              f"{t['best'] / o['best']:10.2f} {t['median'] / o['median']:8.2f}")
-    print(row)
+    for key in ["r1jax", *peers]:
+      s = res[key]["s"]
+      row = (f"{n:3d} | {key:7s} | {s['best']:7.3f} ({s['median']:6.3f}) {n / s['best']:7.1f} "
+             f"{res[key]['cpu_s']['median']:6.2f} |")
+      if key == "r1jax" and peers:
+        best = min(res[k]["s"]["best"] for k in peers)
+        med = min(res[k]["s"]["median"] for k in peers)
+        row += f" {best / o['best']:10.2f} {med / o['median']:8.2f}"
+      print(row)
   print()
-  print("r1jax split, median over the timed steps (s): rollout / rewards / reference / "
-        "update / host")
+  print("Split, median over the timed steps (s)")
   for n, res in results.items():
     parts = ("rollout", "rewards", "reference", "update", "host")
     med = {p: statistics.median(r["split"].get(p, 0.0) for r in res["r1jax"]["steps"])
            for p in parts}
-    print(f"  n={n:<3d} " + " / ".join(f"{med[p]:.3f}" for p in parts))
-    if "trl" in res:
-      tsplit = res["trl"]["steps"][0].get("split", {})
-      keys = sorted(tsplit)
-      tmed = {k: statistics.median(r["split"].get(k, 0.0) for r in res["trl"]["steps"])
+    print(f"  n={n:<3d} r1jax: " + ", ".join(f"{p} {med[p]:.3f}" for p in parts))
+    for key in _peers(res):
+      keys = sorted(res[key]["steps"][0].get("split", {}))
+      tmed = {k: statistics.median(r["split"].get(k, 0.0) for r in res[key]["steps"])
               for k in keys}
-      print(f"        TRL: " + ", ".join(f"{k} {v:.3f}" for k, v in tmed.items()))
+      print(f"        {key}: " + ", ".join(f"{k} {v:.3f}" for k, v in tmed.items()))
   print()
   print(f"update alone (best of its repeats) vs the matmul peak ({peak:.0f} GFLOP/s):")
   for n, res in results.items():
     u = res["update"]
     print(f"  n={n:<3d} L={u['seq_len']} {u['alone_s'] * 1e3:7.1f} ms; model FLOPs "
           f"{u['model_flops'] / 1e9:.2f} G ({u['model_gflops_s']:.0f} GFLOP/s, "
-          f"{100 * u['model_flops'] / u['alone_s'] / 1e9 / peak:.0f}% of peak); XLA count "
-          f"{u['xla_flops'] / 1e9:.2f} G ({u['xla_gflops_s']:.0f} GFLOP/s)")
+          f"{100 * u['model_flops'] / u['alone_s'] / 1e9 / peak:.0f}% of peak; XLA counts "
+          f"{u['xla_flops'] / 1e9:.2f} G); its matmuls alone {u['matmul_floor_s'] * 1e3:.1f} ms "
+          f"({100 * u['model_flops'] / u['matmul_floor_s'] / 1e9 / peak:.0f}% of peak)")
   print()
   for n, res in results.items():
     r = res["r1jax"]
-    print(f"  n={n:<3d} r1jax first step {r['first_s']:.2f} s, of which JAX tracing + "
-          f"compiling {r['first_compile_s']:.2f} s (setup: {r['setup_compile_s']:.2f} s)")
-    if "trl" in res:
-      print(f"        TRL first step {res['trl']['first_s']:.2f} s")
-  trl_versions = next((res["trl"]["first"].get("versions") for res in results.values()
-                       if "trl" in res), None)
-  if trl_versions:
-    print(f"TRL peer: {trl_versions}")
+    print(f"  n={n:<3d} r1jax first step {r['first_s']:.2f} s ({r['first']['cpu_s']:.2f} CPU s), "
+          f"of which JAX tracing + compiling {r['first_compile_s']:.2f} s (setup: "
+          f"{r['setup_compile_s']:.2f} s)")
+    for key in _peers(res):
+      print(f"        {key} first step {res[key]['first_s']:.2f} s "
+            f"({res[key]['first']['cpu_s']:.2f} CPU s)")
+  versions = next((res[k]["first"].get("versions") for res in results.values()
+                   for k in _peers(res)), None)
+  if versions:
+    print(f"TRL peer: {versions}")
   print(f"load average at end: {report['load_end']}; matmul peak at end "
         f"{report['peak_gflops_end']:.1f} GFLOP/s")
 
