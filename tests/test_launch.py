@@ -30,11 +30,11 @@ def _command_arg(line):
 
 
 def _main_env_vars():
-  """The environment variables r1jax/main.py reads."""
-  with open(os.path.join(ROOT, "r1jax", "main.py")) as f:
+  """The environment variables r1jax.main reads to start jax.distributed
+  (r1jax/distributed.py's `initialize`)."""
+  with open(os.path.join(ROOT, "r1jax", "distributed.py")) as f:
     src = f.read()
-  return sorted(set(re.findall(r'environ\.get\("(\w+)"', src)) |
-                set(re.findall(r'"(\w+)" in os\.environ', src)))
+  return sorted(set(re.findall(r'env(?:iron)?\.get\("(\w+)"', src)) - {"XLA_FLAGS"})
 
 
 def test_tpu_vm_start_commands():
@@ -152,9 +152,11 @@ def test_slurm_script_and_commands(tmp_path):
                f"-m r1jax.main --config={TINY} --workdir=/shared/run --config.r1_zero.steps=3"):
     assert line in script.splitlines(), line
   # Every variable main.py reads to start jax.distributed is exported.
-  assert _main_env_vars() == ["COORDINATOR_ADDRESS", "R1JAX_NUM_PROCESSES"]
+  assert _main_env_vars() == ["COORDINATOR_ADDRESS", "JAX_COORDINATOR_ADDRESS",
+                              "JAX_LOCAL_DEVICE_IDS", "R1JAX_NUM_PROCESSES", "R1JAX_PROCESS_ID"]
   for var in _main_env_vars():
-    assert re.search(rf"^export {var}=", script, re.M), var
+    if var != "R1JAX_PROCESS_ID":  # on SLURM jax reads the process id from SLURM_PROCID
+      assert re.search(rf"^export {var}=", script, re.M), var
   assert submit.startswith(f"if [ -f {log_dir}/r1_zero_tiny_smoke.jobid ] && squeue -h -j ")
 
 
