@@ -41,6 +41,7 @@ def test_cli_smoke_run_and_skip(tmp_path):
               "reward/zero_spread_groups", "grads/all/norm", "eval/pass@1",
               "time/sampled_tokens_per_s", "train/learning_rate"):
     assert key in rl_rows[-1], key
+  assert all(r["reward/worker_failures"] == 0 for r in rl_rows[1:])  # no worker lost
   ev = json.load(open(os.path.join(wd, "eval.json")))
   for stage in ("base", "final"):
     for key in ("pass@1", "cons@k", "k", "format_rate", "mean_response_tokens", "num_problems",

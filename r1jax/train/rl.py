@@ -209,7 +209,8 @@ class GRPOTrainer:
       per_fn[name] = v
     total = np.asarray([sum(w[n] * per_fn[n][i] for n in w) for i, w in enumerate(weights)],
                        np.float32)
-    return scoring.RewardResult(total=total, per_fn=per_fn, failures=rules.failures)
+    return scoring.RewardResult(total=total, per_fn=per_fn, failures=rules.failures,
+                                worker_failures=rules.worker_failures)
 
   def make_batch(self, params: Any, ref_params: Any, ro: Rollouts, advantages: np.ndarray
                  ) -> dict[str, Array]:
@@ -254,7 +255,9 @@ def score_owned(scorer: scoring.RewardScorer, texts: list[str], examples: list[d
   local = scorer([texts[i] for i in mine], [examples[i] for i in mine])
   per_fn = {k: distributed.gather_rows(v, mine, n) for k, v in sorted(local.per_fn.items())}
   return scoring.RewardResult(total=distributed.gather_rows(local.total, mine, n),
-                              per_fn=per_fn, failures=distributed.sum_counts(local.failures))
+                              per_fn=per_fn, failures=distributed.sum_counts(local.failures),
+                              worker_failures=int(distributed.sum_counts(
+                                  {"w": local.worker_failures})["w"]))
 
 
 def rollout_metrics(ro: Rollouts, rewards: scoring.RewardResult, group_size: int
@@ -274,4 +277,5 @@ def rollout_metrics(ro: Rollouts, rewards: scoring.RewardResult, group_size: int
       m[f"reward/{name}_std"] = float(v.std())
   for name, n in rewards.failures.items():
     m[f"reward/{name}_failures"] = float(n)
+  m["reward/worker_failures"] = float(rewards.worker_failures)  # lost and replaced
   return m
