@@ -81,10 +81,11 @@ def token_logprobs(params: Any, model_cfg: Any, batch: dict[str, Array],
   return logp, entropy, aux
 
 
-def completion_mask(prompt_width: int, lengths_N: Array, seq_len: int) -> Array:
-  """[N, L-1] mask over target positions that are completion tokens."""
-  t = jnp.arange(seq_len - 1)[None, :] + 1  # target index in the sequence
-  return (t >= prompt_width) & (t < prompt_width + lengths_N[:, None])
+def completion_mask(prompt_width: int, lengths_N: Any, seq_len: int) -> np.ndarray:
+  """[N, L-1] mask over target positions that are completion tokens (on the host: as
+  jnp ops it compiled six tiny programs in a run's first step)."""
+  t = np.arange(seq_len - 1)[None, :] + 1  # target index in the sequence
+  return (t >= prompt_width) & (t < prompt_width + np.asarray(lengths_N)[:, None])
 
 
 def grpo_loss_fn(model_cfg: Any, rl_cfg: Any) -> state_lib.LossFn:
@@ -216,8 +217,8 @@ class GRPOTrainer:
                  ) -> dict[str, Array]:
     """Device batch with pi_old / pi_ref log-probs from jitted forwards."""
     batch = {"tokens": ro.tokens, "prompt_pad": ro.prompt_pad,
-             "loss_mask": np.asarray(completion_mask(ro.prompt_width, ro.lengths,
-                                                     ro.tokens.shape[1]), np.float32),
+             "loss_mask": completion_mask(ro.prompt_width, ro.lengths,
+                                          ro.tokens.shape[1]).astype(np.float32),
              "advantages": advantages.astype(np.float32)}
     batch = {k: distributed.put(v, sharding.batch_sharding(self.mesh, self.rules, v.ndim,
                                                             v.shape)) for k, v in batch.items()}
