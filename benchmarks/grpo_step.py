@@ -3,7 +3,8 @@
 One step = rollouts (G=8 completions of 64 tokens per prompt at temperature 1), rule
 rewards, group advantages, the reference model's log-probs (beta 0.001), one optimiser
 update (AdamW, lr 1e-5). Ours is the trainer the `grpo` stage runs, wired as
-r1jax.stages.grpo wires it: `rl.GRPOTrainer.produce` then the jitted step from
+`r1jax.stages.grpo.setup` wires it (with this file's prompts in place of a task's):
+`rl.GRPOTrainer.produce` then the jitted step from
 `state.make_train_step(rl.grpo_loss_fn(...))`. TRL's is `trl.GRPOTrainer.train()` in its
 own process and virtual environment (benchmarks/_grpo_peer_trl.py), stepped one step at
 a time. Both run the same model directory (written here: a random Qwen2-shaped model
@@ -19,11 +20,13 @@ Per step count the script prints s/step and completions/s for both (best and med
 --repeats, timed in turn, each after --settle s of idle), the ratio, our step split
 (rollout = the sampler call; rewards = scoring; reference = pi_ref's log-prob forward;
 update = the jitted train step; host = the rest: tokenising, decoding, advantages,
-batch assembly), the update's FLOPs (XLA's count and the model's) and its fraction of
-the matmul peak (a 2048^3 float32 jnp.dot, measured here), and our first step's
-compilation time. --compile_check also runs a fresh process twice with the persistent
-compilation cache (r1jax.use_compilation_cache) in a new directory: cold, then served
-from the cache.
+batch assembly), the update timed alone, its model FLOPs (every matmul, forward and
+backward) as a fraction of the matmul peak (a 2048^3 float32 jnp.dot, measured here),
+the same matmuls timed alone (what the update would take if nothing else cost time),
+and our first step's compilation time. TRL runs once with torch's default threads and
+once with one thread (`--trl_threads`); ratios are against the faster. --compile_check
+also runs a fresh process twice with the persistent compilation cache
+(r1jax.use_compilation_cache) in a new directory: cold, then served from the cache.
 
 Setup of the peer (once):
     python3 -m venv .venv-trl && .venv-trl/bin/pip install torch==2.13.0 transformers trl
@@ -326,7 +329,8 @@ class Ours:
     return best
 
   def update_flops(self) -> float:
-    """XLA's FLOP count of the update (its HLO before optimisation) on the last batch."""
+    """XLA's FLOP count of the update (its HLO before optimisation) on the last batch
+    (it counts the layer scan's body once, not once per layer: kept in the JSON only)."""
     abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype),
                             (self.state, self.last_batch))
     cost = self.step_fn.lower(*abstract).cost_analysis()
@@ -636,8 +640,8 @@ def _print_table(report: dict[str, Any], results: dict[int, Any]) -> None:
     u = res["update"]
     print(f"  n={n:<3d} L={u['seq_len']} {u['alone_s'] * 1e3:7.1f} ms; model FLOPs "
           f"{u['model_flops'] / 1e9:.2f} G ({u['model_gflops_s']:.0f} GFLOP/s, "
-          f"{100 * u['model_flops'] / u['alone_s'] / 1e9 / peak:.0f}% of peak; XLA counts "
-          f"{u['xla_flops'] / 1e9:.2f} G); its matmuls alone {u['matmul_floor_s'] * 1e3:.1f} ms "
+          f"{100 * u['model_flops'] / u['alone_s'] / 1e9 / peak:.0f}% of peak); its matmuls "
+          f"alone {u['matmul_floor_s'] * 1e3:.1f} ms "
           f"({100 * u['model_flops'] / u['matmul_floor_s'] / 1e9 / peak:.0f}% of peak)")
   print()
   for n, res in results.items():
