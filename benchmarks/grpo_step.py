@@ -77,10 +77,6 @@ LR = 1e-5
 TEMPERATURE = 1.0
 SEED = 0
 ENDOFTEXT = "<|endoftext|>"
-# Qwen2's pre-tokenizer (tests/fixtures_hf.py): digits one by one.
-QWEN2_PRETOKENIZE_REGEX = (
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
-    r"|\s*[\r\n]+|\s+(?!\S)|\s+")
 
 
 # ---------------------------------------------------------------------------------------
@@ -127,19 +123,9 @@ def _tokenizer_corpus() -> list[str]:
 
 def write_model_dir(path: str, mc: Any, params: Any) -> None:
   """The shared model directory: HF weights and config (Qwen2ForCausalLM) + tokenizer."""
-  from tokenizers import (AddedToken, Regex, Tokenizer, decoders, models, normalizers,
-                          pre_tokenizers, processors, trainers)
-  tok = Tokenizer(models.BPE())
-  tok.normalizer = normalizers.NFC()
-  tok.pre_tokenizer = pre_tokenizers.Sequence([
-      pre_tokenizers.Split(Regex(QWEN2_PRETOKENIZE_REGEX), behavior="isolated", invert=False),
-      pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
-  tok.decoder = decoders.ByteLevel()
-  tok.post_processor = processors.ByteLevel(trim_offsets=False)
-  tok.train_from_iterator(_tokenizer_corpus(), trainers.BpeTrainer(
-      vocab_size=mc.vocab_size - 1, show_progress=False,
-      initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-  tok.add_special_tokens([AddedToken(ENDOFTEXT, special=True, normalized=False)])
+  from tests.fixtures_hf import train_qwen2_tokenizer
+  tok = train_qwen2_tokenizer(_tokenizer_corpus(), mc.vocab_size - 1,
+                              special_tokens=(ENDOFTEXT,), added_tokens=())
   n = tok.get_vocab_size(with_added_tokens=True)
   if n > mc.vocab_size:
     raise ValueError(f"tokenizer has {n} tokens, the model {mc.vocab_size}")

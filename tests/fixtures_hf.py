@@ -31,7 +31,7 @@ import math
 import os
 import random
 import re
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from r1jax.data import templates
 
@@ -89,8 +89,11 @@ def _read_jsonl(path: str) -> list[dict[str, Any]]:
 # The tokenizer and the model
 
 
-def train_qwen2_tokenizer(corpus: Iterable[str], vocab_size: int) -> Any:
-  """A Qwen2-style byte-level BPE `tokenizers.Tokenizer` trained on `corpus`."""
+def train_qwen2_tokenizer(corpus: Iterable[str], vocab_size: int, *,
+                          special_tokens: Sequence[str] = SPECIAL_TOKENS,
+                          added_tokens: Sequence[str] = R1_TAGS) -> Any:
+  """A Qwen2-style byte-level BPE `tokenizers.Tokenizer` trained on `corpus`, with
+  `special_tokens` then (non-special) `added_tokens` after the BPE vocabulary."""
   from tokenizers import (AddedToken, Regex, Tokenizer, decoders, models, normalizers,
                           pre_tokenizers, processors, trainers)
   tok = Tokenizer(models.BPE())
@@ -104,8 +107,9 @@ def train_qwen2_tokenizer(corpus: Iterable[str], vocab_size: int) -> Any:
       vocab_size=vocab_size, show_progress=False,
       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
   tok.add_special_tokens([AddedToken(t, special=True, normalized=False)
-                          for t in SPECIAL_TOKENS])
-  tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in R1_TAGS])
+                          for t in special_tokens])
+  if added_tokens:
+    tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in added_tokens])
   return tok
 
 
