@@ -114,10 +114,6 @@ def put(x: Any, sharding: jax.sharding.Sharding) -> jax.Array:
   return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
 
 
-def put_tree(tree: Any, shardings: Any) -> Any:
-  return jax.tree.map(put, tree, shardings)
-
-
 def fetch(x: Any) -> Any:
   """The whole value of a (pytree of) global array(s) as numpy, on every process."""
   def one(a: Any) -> Any:
