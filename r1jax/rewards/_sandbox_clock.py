@@ -1,10 +1,22 @@
 """The sandboxed program's clock, kept by its runner (``_sandbox_runner``).
 
 Standard library only, no ``r1jax`` imports (it runs in the sandbox's runner).  The
-program's time starts when it is about to run (``R``).  On a busy machine a runnable
-program waits in the run queue; that wait, of its main thread
-(``/proc/<pid>/schedstat``), is not charged against ``timeout_s``, so a verdict does
-not depend on how loaded the host is.  Two bounds keep the credit honest:
+program's time starts when it is about to run (``R``).  It is charged the time its
+main thread ran plus the time it slept (blocked on input, a child, ``time.sleep``):
+what it would take on an idle machine.  The time it was runnable but not running is
+not charged, so a verdict does not depend on how loaded the host is.  That time has two
+parts, neither of them visible as the thread's CPU time:
+
+* waiting in the run queue (``/proc/<pid>/schedstat``'s run delay, which the kernel
+  adds only when the wait ends);
+* a virtual CPU stolen by the hypervisor while the thread is "running" (steal time:
+  it shows in no per-thread counter at all).
+
+So the clock samples the main thread (``/proc/<pid>/schedstat`` for the nanoseconds it
+ran and waited, ``/proc/<pid>/stat`` for its state) every poll: between two samples
+that both find it runnable, it is charged what it ran; otherwise it is also charged the
+rest of the interval that neither its run time nor its run-queue wait explains (its
+sleep).  Two bounds keep the credit honest:
 
 * the CPU time of all the program's processes together (``/proc/<pid>/stat`` of the
   process tree, reaped children included) may not exceed ``limits.cpu_s``, the same
@@ -34,22 +46,40 @@ class Clock:
     self.proc_fd, self.child = proc_fd, child
     self.count_child = cfg["mode"] == "fallback"  # init's own CPU is not the program's
     main = child if self.count_child else _only_child(proc_fd, child)
-    self.fd, self.last_wait, self.last_cpu = None, 0.0, 0.0
+    self.fds, self.last_cpu = None, 0.0
     if main is not None:
       try:
-        self.fd = os.open(f"{main}/schedstat", os.O_RDONLY, dir_fd=proc_fd)
+        self.fds = [os.open(f"{main}/{name}", os.O_RDONLY, dir_fd=proc_fd)
+                    for name in ("schedstat", "stat")]
       except OSError:
-        pass
-    self.wait0, self.cpu0 = self._waited(), self._cpu()
+        self.fds = None
+    self.charged, self.sample = 0.0, self._thread()
+    self.cpu0 = self._cpu()
 
-  def _waited(self) -> float:
-    """Seconds the program's main thread spent runnable but not running, so far."""
-    if self.fd is not None:
-      try:
-        self.last_wait = int(os.pread(self.fd, 128, 0).split()[1]) / 1e9
-      except (OSError, IndexError, ValueError):  # the thread is gone: keep the last value
-        pass
-    return self.last_wait
+  def _thread(self) -> tuple[float, float, float, bool] | None:
+    """(now, seconds the main thread ran, seconds it waited runnable, whether it is
+    runnable now), or None where ``/proc`` does not show them."""
+    now = time.monotonic()
+    if self.fds is None:
+      return None
+    try:
+      ran, waited = os.pread(self.fds[0], 128, 0).split()[:2]
+      state = os.pread(self.fds[1], 1024, 0).rsplit(b")", 1)[1].split()[0]
+      return now, int(ran) / 1e9, int(waited) / 1e9, state == b"R"
+    except (OSError, IndexError, ValueError):  # the thread is gone: it runs no more
+      return now, self.sample[1], self.sample[2], False
+
+  def _charge(self) -> float:
+    """Seconds charged to the program so far (see the module's docstring)."""
+    last, new = self.sample, self._thread()
+    if new is None:
+      return time.monotonic() - self.start
+    ran, waited = new[1] - last[1], new[2] - last[2]
+    self.charged += ran
+    if not (last[3] and new[3]):  # it slept at some point of the interval
+      self.charged += max(0.0, new[0] - last[0] - ran - waited)
+    self.sample = new
+    return self.charged
 
   def _cpu(self) -> float:
     """CPU seconds of the program's whole process tree, reaped children included."""
@@ -74,24 +104,30 @@ class Clock:
     return self.last_cpu
 
   def deadline(self) -> float:
-    """When the program's time runs out, as of now (moves later while it is starved)."""
-    return min(self.start + self.timeout_s + max(0.0, self._waited() - self.wait0), self.hard)
+    """When the program's time runs out, as of now (moves later while it is starved).
+
+    Called at every poll: each call is one sample of the main thread."""
+    left = self.timeout_s - self._charge()
+    return min(time.monotonic() + left, self.hard) if left > 0 else self.start
 
   def out_of_cpu(self) -> bool:
     """Whether the program's processes together used up its CPU budget."""
     return self._cpu() - self.cpu0 >= self.cpu_budget
 
   def summary(self) -> str:
-    """How long the program had, for the verdict's detail."""
-    return (f"wall={time.monotonic() - self.start:.2f}s "
-            f"cpu_wait={max(0.0, self._waited() - self.wait0):.2f}s "
+    """How long the program had, for the verdict's detail: ``cpu_wait`` is the wall
+    time not charged (run-queue wait and stolen time)."""
+    wall = time.monotonic() - self.start
+    charged = self._charge()
+    return (f"wall={wall:.2f}s charged={charged:.2f}s "
+            f"cpu_wait={max(0.0, wall - charged):.2f}s "
             f"cpu={max(0.0, self._cpu() - self.cpu0):.2f}s")
 
   def close(self) -> None:
-    """Close the schedstat descriptor."""
-    if self.fd is not None:
-      os.close(self.fd)
-      self.fd = None
+    """Close the /proc descriptors."""
+    for fd in self.fds or ():
+      os.close(fd)
+    self.fds = None
 
 
 def _read(dir_fd: int, path: str) -> bytes:

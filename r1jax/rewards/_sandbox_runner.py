@@ -29,8 +29,8 @@ marker in the environment) as soon as it exits or times out.  If the judge
 dies, the lifeline pipe reads EOF and the runner kills everything first.
 
 The program's clock (``_sandbox_clock``) starts when it is about to run (``R``),
-not when the runner starts, and does not count the time the program waits for a
-CPU on a busy host, within a CPU budget for all its processes and a wall-clock cap;
+not when the runner starts, and charges its run time and sleep, not the time it
+waits for a CPU on a busy host or loses to a hypervisor (stolen time), within a CPU budget for all its processes and a wall-clock cap;
 sandbox setup has its own cap, ``setup_s``.
 
 Protocol on the status pipe (runner -> judge, one token per line), written when
@@ -126,6 +126,7 @@ def _supervise(cfg: dict, pid: int, setup_r: int, proc_fd: int
           killed = "T " + (clock.summary() if clock else f"setup over {cfg['setup_s']:g}s")
           _kill_child(cfg, pid)
       if killed is None and clock is not None and now >= next_cpu_check:
+        deadline = clock.deadline()  # each call samples the program's main thread
         if clock.out_of_cpu():
           killed = "T " + clock.summary() + " (CPU budget spent)"
           _kill_child(cfg, pid)

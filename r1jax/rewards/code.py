@@ -32,9 +32,10 @@ to.  Defences, in ``r1jax.rewards._sandbox`` (host side) and ``_sandbox_runner``
   ``namespaces`` mode the program is inside a new pid namespace whose init dies
   with it; in ``fallback`` mode the supervising runner kills the program's
   session and then sweeps every process left with the sandbox uid / per-run
-  marker.  The limit is the program's own time (from when it starts, less the
-  time it waits for a CPU on a loaded host, within a wall-clock cap of a few
-  times ``timeout_s``), so verdicts do not depend on how busy the machine is.
+  marker.  The limit is the program's own time (from when it starts: the time
+  its main thread runs or sleeps, not the time it waits for a CPU on a loaded host
+  or loses to a hypervisor, within a wall-clock cap of a few times
+  ``timeout_s``), so verdicts do not depend on how busy the machine is.
   A dead judge is noticed through a lifeline pipe.  Stdout is capped
   (``SandboxConfig.max_output_bytes``); over the cap the run is killed and fails.
 * Disk: nothing reaches a host disk in ``namespaces`` mode (``/work``, ``/tmp``
