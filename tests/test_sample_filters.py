@@ -1,6 +1,8 @@
 """The sample stage's rejection-sampling filters (DeepSeek-R1 section 2.3.3): mixed
-languages, long paragraphs and code blocks in the CoT, R1's format, and their counts."""
+languages, long paragraphs and code blocks in the CoT, R1's format, and their counts;
+preference pairs ranked by a reward among a prompt's samples."""
 
+import numpy as np
 import pytest
 
 from r1jax import configs, stages
@@ -201,6 +203,9 @@ def test_default_config_keys():
     (dict(require_r1_format=True), "require_r1_format needs 'r1_format' in reward_weights"),
     (dict(require_format=True, require_r1_format=True,
           reward_weights=_weights("accuracy", "format", "r1_format")), "exclude each other"),
+    (dict(pairs_by="helpful_rule"), r"pairs_by='helpful_rule' must be one of reward_weig"),
+    (dict(pairs_by="accuracy", pairs_per_prompt=0), "pairs_per_prompt must be >= 1"),
+    (dict(pairs_by="accuracy", pairs_label_noise=0.6), r"pairs_label_noise in \[0, 0.5\]"),
 ])
 def test_validation(overrides, message):
   s = stages.config("sample", prompts=("digits:train",))
@@ -214,3 +219,33 @@ def test_validation_accepts_the_new_filters():
                     drop_mixed_language=True, max_paragraph_chars=400, drop_code_blocks=True,
                     reward_weights=_weights("accuracy", "r1_format"))
   sample.validate(s, "rs", {})
+
+
+def _scored(prompt, *scores):
+  return [{"prompt": prompt, "completion": f"{prompt}-{i}", "rewards": {"helpful_rule": x}}
+          for i, x in enumerate(scores)]
+
+
+def test_pairs_rank_within_a_prompt_best_against_worst():
+  rows = _scored("a", 0.0, 1.0, 0.0, 1.0) + _scored("b", 1.0, 1.0) + _scored("c", 0.0, 0.5, 1.0)
+  pairs = sample.preference_pairs(rows, "helpful_rule", preference="helpful", per_prompt=4,
+                                  label_noise=0.0, rng=np.random.default_rng(0))
+  got = [(p["prompt"], p["chosen"], p["rejected"]) for p in pairs]
+  # a: the two helpful ones against the two unhelpful ones, each completion used once;
+  # b: all tie, no pair; c: best against worst, then the middle one is left alone.
+  assert got == [("a", "a-1", "a-2"), ("a", "a-3", "a-0"), ("c", "c-2", "c-0")]
+  assert {p["preference"] for p in pairs} == {"helpful"}
+
+
+def test_pairs_per_prompt_caps_and_noise_swaps_a_share():
+  rows = [r for i in range(400) for r in _scored(f"p{i}", 1.0, 1.0, 0.0, 0.0)]
+  capped = sample.preference_pairs(rows, "helpful_rule", preference="h", per_prompt=1,
+                                   label_noise=0.0, rng=np.random.default_rng(0))
+  assert len(capped) == 400
+  noisy = sample.preference_pairs(rows, "helpful_rule", preference="h", per_prompt=2,
+                                  label_noise=0.25, rng=np.random.default_rng(0))
+  swapped = [p for p in noisy if p["chosen"].endswith(("-2", "-3"))]
+  assert len(noisy) == 800 and 0.2 < len(swapped) / 800 < 0.3
+  again = sample.preference_pairs(rows, "helpful_rule", preference="h", per_prompt=2,
+                                  label_noise=0.25, rng=np.random.default_rng(0))
+  assert again == noisy  # the same seed, the same pairs (a resumed shard)

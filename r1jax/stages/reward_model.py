@@ -149,7 +149,7 @@ def run(run: common.Run, name: str, section: Any, source: common.Source) -> comm
                      crash_after_step=run.crash_after_step)
   rows = metrics_lib.read_metrics(os.path.join(d, "metrics.jsonl"))
   summary: dict[str, Any] = {"view": s.view, "preference": s.preference, "steps": steps,
-                             "pairs": data.num_pairs, "dropped": data.dropped,
+                             "train_pairs": data.num_pairs, "dropped": data.dropped,
                              "final_loss": rows[-1]["train/bt_loss"]}
   final = [r for r in rows if "eval/heldout/pairwise_accuracy" in r]
   if final:

@@ -30,6 +30,15 @@ problem's "language" and "language_identifier" when it names a language, ready f
 shard is written whole or not at all (temporary file, then rename) and its counts
 beside it, so a killed run resumes at the first missing shard with nothing duplicated
 or lost.
+
+Preference pairs from the policy's own samples (`pairs_by`, a reward name): the kept
+completions of each prompt are ranked by that reward, standing in for annotators who
+compare a model's responses, and every (higher, lower) pair, at most
+`pairs_per_prompt` of them, goes to DIR/<stage>/pairs/part-NNNNN.jsonl as {"prompt",
+"chosen", "rejected", "preference": `pairs_preference`} (a `jsonl` task serves them to
+a `reward_model` stage). A share `pairs_label_noise` of the pairs is swapped (an
+annotator's error rate); which ones is drawn from the seed and the shard, so a resumed
+run writes the same pairs.
 """
 from __future__ import annotations
 
@@ -41,6 +50,7 @@ import time
 from typing import Any
 
 import jax
+import numpy as np
 
 from r1jax import configs, distributed, sampling
 from r1jax import tokenizer as tokenizer_lib
@@ -79,6 +89,10 @@ def default_config() -> configs.ConfigDict:
   c.max_paragraph_chars = 0  # Drop CoTs with a longer paragraph (0 = no limit).
   c.drop_code_blocks = False  # Drop CoTs containing a fenced (``` or ~~~) code block.
   c.drop_duplicates = True  # Drop repeated completions of the same prompt.
+  c.pairs_by = ""  # A reward of reward_weights: also write preference pairs by it.
+  c.pairs_preference = "helpful"  # The "preference" field of those pairs.
+  c.pairs_per_prompt = 4  # At most this many pairs per prompt.
+  c.pairs_label_noise = 0.0  # Share of the pairs swapped (annotators' errors).
   return c
 
 
@@ -100,6 +114,13 @@ def validate(section: Any, where: str, mesh_sizes: dict[str, int]) -> None:
     raise configs.ConfigError(f"{where}: require_format (R1-Zero's tags) and "
                               f"require_r1_format (R1's separators) exclude each other; "
                               f"set at most one.")
+  if s.pairs_by and s.pairs_by not in s.reward_weights:
+    raise configs.ConfigError(f"{where}.pairs_by={s.pairs_by!r} must be one of "
+                              f"reward_weights: {tuple(s.reward_weights)}.")
+  if s.pairs_per_prompt < 1 or not 0 <= s.pairs_label_noise <= 0.5:
+    raise configs.ConfigError(f"{where}: pairs_per_prompt must be >= 1 and "
+                              f"pairs_label_noise in [0, 0.5] (above, labels would be "
+                              f"mostly wrong).")
   limit = s.max_paragraph_chars
   if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
     raise configs.ConfigError(f"{where}.max_paragraph_chars={limit!r}; allowed: 0 (no "
@@ -167,6 +188,34 @@ def filter_samples(rows: list[dict[str, Any]], s: Any) -> tuple[list[dict[str, A
   return kept, dropped
 
 
+def preference_pairs(rows: list[dict[str, Any]], by: str, *, preference: str,
+                     per_prompt: int, label_noise: float, rng: np.random.Generator
+                     ) -> list[dict[str, Any]]:
+  """{prompt, chosen, rejected, preference} pairs of `rows` (the samples of several
+  prompts): within each prompt, completions with a higher `by` reward over ones with a
+  lower, best against worst first, at most `per_prompt` per prompt, each completion in
+  one pair at most; a share `label_noise` swapped."""
+  by_prompt: dict[str, list[dict[str, Any]]] = {}
+  for r in rows:
+    by_prompt.setdefault(r["prompt"], []).append(r)
+  out = []
+  for prompt, group in by_prompt.items():
+    ranked = sorted(group, key=lambda r: -r["rewards"][by])  # stable: sampling order
+    hi, lo = 0, len(ranked) - 1
+    made = 0
+    while hi < lo and made < per_prompt:
+      a, b = ranked[hi], ranked[lo]
+      if a["rewards"][by] <= b["rewards"][by]:
+        break  # the rest tie
+      pair = [a["completion"], b["completion"]]
+      if label_noise and rng.random() < label_noise:
+        pair.reverse()
+      out.append({"prompt": prompt, "chosen": pair[0], "rejected": pair[1],
+                  "preference": preference})
+      hi, lo, made = hi + 1, lo - 1, made + 1
+  return out
+
+
 def _language_fields(problem: dict[str, Any]) -> dict[str, str]:
   """The problem's language and identifier, kept in its rows (when it names a language)."""
   lang = language.target(problem)
@@ -201,15 +250,19 @@ def _write_whole(path: str, text: str) -> None:
                             ) from e
 
 
-def write_shard(out_dir: str, i: int, kept: list[dict[str, Any]], stats: dict[str, Any]
-                ) -> None:
-  """Shard i: its rows (part-i.jsonl), then its counts (part-i.stats.json), which mark
-  it done; process 0 alone writes. A shard whose write fails or is killed has no counts
-  and is redone on resume (its rows, if complete, are rewritten identically)."""
+def write_shard(out_dir: str, i: int, kept: list[dict[str, Any]], stats: dict[str, Any],
+                pairs: list[dict[str, Any]] | None = None) -> None:
+  """Shard i: its rows (part-i.jsonl) and pairs (../pairs/part-i.jsonl, if any), then its
+  counts (part-i.stats.json), which mark it done; process 0 alone writes. A shard whose
+  write fails or is killed has no counts and is redone on resume (its rows and pairs, if
+  complete, are rewritten identically)."""
   if not distributed.is_primary():
     return
   _write_whole(os.path.join(out_dir, f"part-{i:05d}.jsonl"),
                "".join(json.dumps(r) + "\n" for r in kept))
+  if pairs is not None:
+    _write_whole(os.path.join(os.path.dirname(out_dir), "pairs", f"part-{i:05d}.jsonl"),
+                 "".join(json.dumps(r) + "\n" for r in pairs))
   _write_whole(os.path.join(out_dir, f"part-{i:05d}.stats.json"), json.dumps(stats, indent=1))
 
 
@@ -226,6 +279,8 @@ def run(run: common.Run, name: str, section: Any, source: common.Source) -> comm
     _check_languages(name, [p for _, p in problems])
   out_dir = os.path.join(run.stage_dir(name), "samples")
   os.makedirs(out_dir, exist_ok=True)
+  if s.pairs_by:
+    os.makedirs(os.path.join(run.stage_dir(name), "pairs"), exist_ok=True)
   n_shards = -(-len(problems) // s.shard_prompts)
   todo = [i for i in range(n_shards)
           if not os.path.exists(os.path.join(out_dir, f"part-{i:05d}.stats.json"))]
@@ -260,8 +315,15 @@ def run(run: common.Run, name: str, section: Any, source: common.Source) -> comm
                **_language_fields(shard[j][1])}
               for n, j in enumerate(rows_idx)]
       kept, dropped = filter_samples(rows, s)
-      write_shard(out_dir, i, kept, {"prompts": len(shard), "samples": len(rows),
-                                     "kept": len(kept), "dropped": dropped})
+      stats, pairs = {"prompts": len(shard), "samples": len(rows), "kept": len(kept),
+                      "dropped": dropped}, None
+      if s.pairs_by:
+        pairs = preference_pairs(
+            kept, s.pairs_by, preference=s.pairs_preference, per_prompt=s.pairs_per_prompt,
+            label_noise=s.pairs_label_noise,
+            rng=np.random.default_rng([run.config.seed, 6, i]))
+        stats["pairs"] = len(pairs)
+      write_shard(out_dir, i, kept, stats, pairs)
       done_samples += len(rows)
       rate = done_samples / max(time.time() - t0, 1e-9)
       common.log(f"{name}: shard {i + 1}/{n_shards}: kept {len(kept)}/{len(rows)} "
@@ -275,14 +337,15 @@ def run(run: common.Run, name: str, section: Any, source: common.Source) -> comm
   for path in sorted(glob.glob(os.path.join(out_dir, "part-*.stats.json"))):
     with open(path) as f:
       st = json.load(f)
-    for k in ("prompts", "samples", "kept"):
-      totals[k] += st[k]
+    for k in ("prompts", "samples", "kept") + (("pairs",) if s.pairs_by else ()):
+      totals[k] = totals.get(k, 0) + st.get(k, 0)
     for f_name, v in st["dropped"].items():
       totals["dropped"][f_name] = totals["dropped"].get(f_name, 0) + v
   totals["dropped"] = {f: totals["dropped"][f] for f in FILTERS if f in totals["dropped"]}
   common.write_json(os.path.join(run.stage_dir(name), "stats.json"), totals)
   common.log(f"{name}: kept {totals['kept']} of {totals['samples']} samples; dropped "
-             f"{totals['dropped']}")
+             f"{totals['dropped']}" + (f"; {totals['pairs']} '{s.pairs_preference}' pairs "
+                                       f"by {s.pairs_by}" if s.pairs_by else ""))
   return run.finish(common.Output(name=name, kind="sample", model=mc.to_dict(),
                                   tokenizer=source.tokenizer, samples=out_dir,
                                   summary=totals))
