@@ -85,9 +85,8 @@ def get_config(arg=None):
       "reasoning_rl_no_language_reward",
       # Stage 3: rejection sampling + non-reasoning data -> SFT from the base.
       "rejection_sampling", "sft",
-      # Stage 4: the SFT policy's answers to general requests ranked by the annotators'
-      # rule (preference pairs), reward models, then RL for all scenarios.
-      "general_sampling", "reward_model_helpful", "reward_model_harmless", "rl_all",
+      # Stage 4: reward models, then RL for all scenarios.
+      "reward_model_helpful", "reward_model_harmless", "rl_all",
       # Every arm and stage evaluated last, so the reward models can score each.
       "r1_zero_final", "cold_start_eval", "reasoning_rl_eval",
       "reasoning_rl_no_language_reward_eval", "sft_eval", "rl_all_eval")
@@ -199,26 +198,12 @@ def get_config(arg=None):
 
   # Stage 4 (section 2.3.4): reward models from the SFT checkpoint (helpfulness reads the
   # summary, harmlessness the whole response), then RL on reasoning and general prompts.
-  # The helpfulness pairs also rank the SFT policy's own answers (4 per train request at
-  # RL's temperature), labelled by the world's rule with 10% annotator noise: trained
-  # only on the world's scripted flaws, the RM could not tell the policy's wrong copies
-  # from right ones, and RL traded the latter for the former (see the docstring).
-  c.general_sampling = stages.config(
-      "sample", input="sft", prompts=("general:train",), samples_per_prompt=4,
-      temperature=0.7, max_new_tokens=56, batch_rows=512, shard_prompts=500,
-      require_correct=False, pairs_by="helpful_rule", pairs_preference="helpful",
-      pairs_per_prompt=2, pairs_label_noise=0.1)
-  c.general_sampling.reward_weights = configs.ConfigDict({"helpful_rule": 1.0})
-  c.tasks.policy_pairs = tasks.config("jsonl", template="r1",
-                                      train="{workdir}/general_sampling/pairs/*.jsonl")
   rm = dict(input="sft", pairs=("general:train",), heldout=("general:test",), epochs=3.0,
             batch_pairs=32, seq_len=64, checkpoint_every=100,
             optimizer=dict(learning_rate=1e-3, warmup_steps=10))
   c.reward_model_helpful = stages.config("reward_model", preference="helpful",
                                          view="summary",
-                                         report_as="r1/reward_model_helpful",
-                                         **{**rm, "pairs": ("general:train",
-                                                            "policy_pairs:train")})
+                                         report_as="r1/reward_model_helpful", **rm)
   c.reward_model_harmless = stages.config("reward_model", preference="harmless",
                                           view="response",
                                           report_as="r1/reward_model_harmless", **rm)
@@ -253,7 +238,6 @@ def get_config(arg=None):
     c.cold_start.batch_size = c.sft.batch_size = 8
     c.tasks.digits_rs.num_sft = 8
     c.rejection_sampling.update(samples_per_prompt=2, shard_prompts=4)
-    c.general_sampling.update(samples_per_prompt=4, shard_prompts=16)
     # A 6-step base is rarely right or well-formed: keep what it writes.
     c.rejection_sampling.update(require_correct=False, require_r1_format=False,
                                 drop_mixed_language=False, drop_truncated=False)

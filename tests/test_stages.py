@@ -40,7 +40,8 @@ def _chain():
   c.rs = stages.config("sample", input="cold", prompts=("digits:test",), num_prompts=6,
                        samples_per_prompt=4, temperature=1.0, max_new_tokens=24,
                        shard_prompts=2, reward_workers=0, require_correct=False,
-                       reward_weights=dict(accuracy=1.0, format=0.0))
+                       reward_weights=dict(accuracy=1.0, format=0.0), pairs_by="accuracy",
+                       pairs_preference="correct")
   c.sft_rs = stages.config("sft", input="pretrain_base", train=("samples:train",), steps=2,
                            batch_size=8, seq_len=72, checkpoint_every=1)
   c.check = stages.config("evaluate", input="sft_rs", tasks=("digits:test",),
@@ -89,6 +90,20 @@ def _check_outputs(c, wd, summary):
   assert len(kept) == stats["kept"] > 0
   assert all(not r["truncated"] for r in kept)
   assert len({(r["prompt"], r["completion"]) for r in kept}) == len(kept)
+  # Preference pairs by accuracy: within each prompt, right over wrong, as many as the
+  # smaller side (each sample in one pair at most), every one accounted for.
+  pairs = [r for p in sorted(glob.glob(os.path.join(wd, "rs", "pairs", "part-*.jsonl")))
+           for r in _rows(p)]
+  acc = {(r["prompt"], r["completion"]): r["rewards"]["accuracy"] for r in kept}
+  by_prompt = {}
+  for (prompt, _), a in acc.items():
+    by_prompt.setdefault(prompt, []).append(a)
+  expected = sum(min(sum(a == 1 for a in v), sum(a == 0 for a in v), 4)
+                 for v in by_prompt.values())
+  assert len(pairs) == stats["pairs"] == expected
+  for p in pairs:
+    assert acc[(p["prompt"], p["chosen"])] > acc[(p["prompt"], p["rejected"])], p
+    assert p["preference"] == "correct"
   # The SFT on the samples read them (one row per kept sample).
   assert summary["stages"]["sft_rs"]["examples"] == stats["kept"]
   assert json.load(open(os.path.join(wd, "eval.json")))["check"]["k"] == 2
@@ -113,13 +128,17 @@ def _check_sample_stage_resumes_a_lost_shard(chain):
   c, wd, _ = chain
   d = os.path.join(wd, "rs", "samples")
   shard = open(os.path.join(d, "part-00001.jsonl")).read()
+  pairs = os.path.join(wd, "rs", "pairs", "part-00001.jsonl")
+  shard_pairs = open(pairs).read()
   stats = json.load(open(os.path.join(wd, "rs", "stats.json")))
   # A kill before shard 1 was complete: its files are missing, the stage unfinished.
   os.remove(os.path.join(d, "part-00001.jsonl"))
+  os.remove(pairs)
   os.remove(os.path.join(d, "part-00001.stats.json"))
   os.remove(os.path.join(wd, "rs", "output.json"))
   pipeline.train_and_evaluate(c, wd, only="rs")
   assert open(os.path.join(d, "part-00001.jsonl")).read() == shard  # same samples again
+  assert open(pairs).read() == shard_pairs  # and the same pairs
   assert json.load(open(os.path.join(wd, "rs", "stats.json"))) == stats  # none twice
 
 
