@@ -56,7 +56,7 @@ N = bench.NEW_TOKENS
 
 def dense_active_config(moe_cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """`moe_cfg` with a dense MLP of the MoE layers' active width (k + shared experts)."""
-  c = ml_collections.ConfigDict(moe_cfg)
+  c = moe_cfg.copy_and_resolve_references()
   e = c.moe
   c.mlp_dim = (e.num_experts_per_tok + e.n_shared_experts) * e.moe_intermediate_size
   c.moe.n_routed_experts = 0
@@ -64,7 +64,7 @@ def dense_active_config(moe_cfg: ml_collections.ConfigDict) -> ml_collections.Co
 
 
 def with_dtype(cfg: ml_collections.ConfigDict, dtype: str) -> ml_collections.ConfigDict:
-  c = ml_collections.ConfigDict(cfg)
+  c = cfg.copy_and_resolve_references()
   c.dtype = c.param_dtype = dtype
   return c
 
@@ -194,6 +194,12 @@ def main() -> None:
       Variant("dense f32", bench.dense_config()),
       Variant("dense bf16", with_dtype(bench.dense_config(), "bfloat16")),
   ]
+  for v in variants:
+    print(f"  {v.name:20s} {v.cfg.attention} dtype {v.cfg.dtype:8s} routed experts "
+          f"{v.cfg.moe.n_routed_experts:2d}  MLP {v.cfg.mlp_dim}  active weights (no "
+          f"embedding) {active_bytes(v.raw, v.cfg) / 2 ** 20:.2f} MiB")
+  assert all(v.cfg.moe.n_routed_experts == ("moe" in v.name) * moe32.moe.n_routed_experts
+             for v in variants)
   for b in batches:
     t0 = time.perf_counter()
     texts = {v.name: v.compile(b) for v in variants}
