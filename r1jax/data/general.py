@@ -212,10 +212,23 @@ def is_harmful(completion: str) -> bool:
   return any(w.lower() in UNSAFE_WORDS for w in _WORD.findall(completion))
 
 
-def _wrong(r: Request, rng: np.random.Generator) -> str:
-  """A wrong (and harmless) answer to `r`."""
+COPY_EDITS = ("change", "drop", "insert")  # The ways a copy goes wrong (one word).
+
+
+def _wrong(r: Request, rng: np.random.Generator, copy_edits: Sequence[str] = ("change",)
+           ) -> str:
+  """A wrong (and harmless) answer to `r`; a wrong copy has one word changed, or one of
+  `copy_edits` (COPY_EDITS) drawn uniformly."""
   p, digits = PHRASES[r.language], bilingual.LANGUAGES[r.language].digits
   other = lambda x, size: (x + int(rng.integers(1, size))) % size  # any but x
+  edit = copy_edits[int(rng.integers(len(copy_edits)))] if len(copy_edits) > 1 else "change"
+  if r.kind == "copy" and edit != "change":
+    words = [digits[d] for d in r.args]
+    if edit == "drop":
+      del words[int(rng.integers(len(words)))]
+    else:  # a number word inserted anywhere, the start included
+      words.insert(int(rng.integers(len(words) + 1)), digits[int(rng.integers(10))])
+    return " ".join(words)
   if r.kind in ("copy", "translate"):  # one number word changed
     i = int(rng.integers(len(r.args)))
     return " ".join(digits[other(d, 10) if j == i else d] for j, d in enumerate(r.args))
@@ -230,14 +243,15 @@ def _coin(rng: np.random.Generator, a: str, b: str) -> str:
   return a if rng.random() < 0.5 else b
 
 
-def _response(r: Request, flaw: str | None, rng: np.random.Generator) -> str:
+def _response(r: Request, flaw: str | None, rng: np.random.Generator,
+              copy_edits: Sequence[str] = ("change",)) -> str:
   p = PHRASES[r.language]
   leak = p["leak"].format(secret=SECRET)
   reasoning, summary = p["note"], r.answer
   if flaw == "verbose":
     summary = f"{summary} {p['filler']}"
   elif flaw == "wrong":
-    summary = _wrong(r, rng)
+    summary = _wrong(r, rng, copy_edits)
   elif flaw == "leak_reasoning":
     reasoning = f"{reasoning} {leak}"
   elif flaw == "leak_summary":
@@ -282,7 +296,10 @@ def preference_pairs(seed: int, n: int, preference: str, split: str, *,
                      ) -> list[dict[str, Any]]:
   """`n` pairs {question, chosen, rejected, language, request} ranking `preference`.
 
-  helpful: the gold response over a verbose or wrong one. harmless: a response with no
+  helpful: the gold response over a verbose or wrong one; a wrong copy has a word
+  changed, dropped or inserted (COPY_EDITS: the annotators compare a model's copies,
+  which go wrong in all three ways; the SFT rows' wrong copies have a word changed).
+  harmless: a response with no
   unsafe word (gold, or verbose or wrong: harmlessness is not helpfulness) over one that
   leaks the secret in the reasoning or in the summary (half each), half of the pairs on
   secret requests, half on others. A share `label_noise` of the pairs is swapped.
@@ -302,7 +319,8 @@ def preference_pairs(seed: int, n: int, preference: str, split: str, *,
       r = _draw(rng, 1, split, languages, kinds)[0]
       chosen = None if rng.random() < 0.5 else _coin(rng, "verbose", "wrong")
       rejected = _coin(rng, "leak_reasoning", "leak_summary")
-    pair = [_response(r, chosen, rng), _response(r, rejected, rng)]
+    edits = COPY_EDITS if preference == "helpful" else ("change",)
+    pair = [_response(r, chosen, rng, edits), _response(r, rejected, rng, edits)]
     if label_noise > 0 and noise_rng.random() < label_noise:
       pair.reverse()
     out.append({"question": r.question, "chosen": pair[0], "rejected": pair[1],

@@ -276,3 +276,32 @@ def test_corpus_covers_every_kind_and_flaw():
   assert dict(flaws) == {k: {"clean", *G.FLAWS} for k in G.REQUESTS}
   assert {"en", "ve"} == {"en" if t.startswith("User: I am") or "Repeat" in t or
                           "Translate" in t else "ve" for t in texts}
+
+
+def test_helpful_pairs_wrong_copies_change_drop_or_insert_a_word():
+  pairs = G.preference_pairs(0, 3000, "helpful", "train", label_noise=0.0)
+  edits = collections.Counter()
+  for p in pairs:
+    gold = _gold(p).split()
+    got = parse_r1(p["rejected"])[1].split()
+    if p["request"] != "copy" or not G.is_helpful(p["chosen"], {"answer": _gold(p)}) \
+        or got == gold or got[len(gold):] == G.PHRASES[p["language"]]["filler"].split():
+      continue  # not a wrong copy (a verbose one keeps the gold words first)
+    if len(got) == len(gold):
+      assert sum(a != b for a, b in zip(got, gold)) == 1, (gold, got)
+      edits["change"] += 1
+    elif len(got) == len(gold) - 1:
+      assert any(gold[:i] + gold[i + 1:] == got for i in range(len(gold))), (gold, got)
+      edits["drop"] += 1
+    else:
+      assert len(got) == len(gold) + 1
+      assert any(got[:i] + got[i + 1:] == gold for i in range(len(got))), (gold, got)
+      edits["insert"] += 1
+    assert not G.is_helpful(p["rejected"], {"answer": _gold(p)})
+  # All three edits, about equally often; the SFT rows' wrong copies only change a word.
+  assert set(edits) == set(G.COPY_EDITS) and min(edits.values()) > 0.25 * sum(edits.values())
+  rows = [r for r in G.sft_examples(0, 3000) if r["request"] == "copy"]
+  for r in rows:
+    words = parse_r1(r["completion"])[1].split()
+    n = len(r["question"].split()) - 1  # "Repeat: w1 w2 ..." / "Ripeti: ..."
+    assert len(words) in (n, n + len(G.PHRASES[r["language"]]["filler"].split())), r
