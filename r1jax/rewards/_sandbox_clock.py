@@ -53,7 +53,8 @@ class Clock:
                     for name in ("schedstat", "stat")]
       except OSError:
         self.fds = None
-    self.charged, self.sample = 0.0, self._thread()
+    self.charged, self.sample = 0.0, (self.start, 0.0, 0.0, False)  # if already gone
+    self.sample = self._thread()
     self.cpu0 = self._cpu()
 
   def _thread(self) -> tuple[float, float, float, bool] | None:

@@ -141,3 +141,11 @@ def test_without_proc_the_clock_is_wall_time(tmp_path, monkeypatch):
     assert clock.deadline() == clock.start
   finally:
     os.close(proc_fd)
+
+
+def test_a_thread_gone_before_the_first_sample_is_charged_as_asleep(scripted, tmp_path):
+  thread, at, make = scripted
+  (thread.dir / "stat").write_text("")  # exited between 'R' and the clock's start:
+  clock = make()  # its files open but read nothing
+  at(0.4)
+  assert clock.deadline() == pytest.approx(100.0 + 1.0)  # wall time, no crash
