@@ -74,16 +74,7 @@ def dispatch(x_NxD: Array, routing: Routing, w_gate_ExDxF: Array, w_up_ExDxF: Ar
   """
   if grouped is None:
     grouped = jax.default_backend() != "cpu"
-  if not grouped:
-    n_exp = w_gate_ExDxF.shape[0]
-    if use_gather(*routing.experts_Nxk.shape, n_exp):
-      ids_M = routing.experts_Nxk.reshape(-1)
-      # Join only the chosen experts' slabs ([E, D, F] slices along E are contiguous).
-      w_gate_up = join_gate_up(_take_experts(w_gate_ExDxF, ids_M, 0),
-                               _take_experts(w_up_ExDxF, ids_M, 0))
-      out = _dense(x_NxD, _pair_routing(routing), w_gate_up,
-                   _take_experts(w_down_ExFxD, ids_M, 0))
-      return out, _expert_counts(routing, n_exp)
+  if not grouped:  # (dispatch_joined gathers where use_gather says so)
     return dispatch_joined(x_NxD, routing, join_gate_up(w_gate_ExDxF, w_up_ExDxF),
                            w_down_ExFxD)
   n, d = x_NxD.shape
