@@ -144,17 +144,21 @@ def write_model_dir(path: str, mc: Any, params: Any) -> None:
 # Machine
 
 
-def matmul_peak_gflops(n: int = 2048, repeats: int = 10) -> float:
-  """Best of `repeats` 2048^3 float32 jnp.dot: the machine's matmul peak."""
-  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
-  f = jax.jit(jnp.dot)
-  f(a, a).block_until_ready()
+def best_call_s(f: Callable[..., Any], *args: Any, repeats: int) -> float:
+  """Seconds of the fastest of `repeats` calls f(*args) (after one warm-up call)."""
+  f(*args).block_until_ready()
   best = float("inf")
   for _ in range(repeats):
     t0 = time.perf_counter()
-    f(a, a).block_until_ready()
+    f(*args).block_until_ready()
     best = min(best, time.perf_counter() - t0)
-  return 2 * n ** 3 / best / 1e9
+  return best
+
+
+def matmul_peak_gflops(n: int = 2048, repeats: int = 10) -> float:
+  """Best of `repeats` 2048^3 float32 jnp.dot: the machine's matmul peak."""
+  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+  return 2 * n ** 3 / best_call_s(jax.jit(jnp.dot), a, a, repeats=repeats) / 1e9
 
 
 def loadavg() -> str:
@@ -203,14 +207,7 @@ def matmul_floor_s(c: Any, n: int, length: int, head_positions: int, repeats: in
     b = cnt // c.n_layers if batched else 1
     a = jax.random.normal(key, (b, m, k) if batched else (m, k), jnp.float32)
     w = jax.random.normal(key, (b, k, nn) if batched else (k, nn), jnp.float32)
-    f = jax.jit(jnp.matmul)
-    f(a, w).block_until_ready()
-    best = float("inf")
-    for _ in range(repeats):
-      t0 = time.perf_counter()
-      f(a, w).block_until_ready()
-      best = min(best, time.perf_counter() - t0)
-    total += best * (cnt // b)
+    total += best_call_s(jax.jit(jnp.matmul), a, w, repeats=repeats) * (cnt // b)
   return total
 
 
