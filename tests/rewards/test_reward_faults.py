@@ -21,9 +21,9 @@ import time
 import numpy as np
 import pytest
 
-from r1jax.rewards import _sandbox
 from r1jax.rewards.code import SandboxConfig, code_rewards, run_tests
 from r1jax.rewards.scoring import RewardScorer
+from tests.rewards.adversarial import mode_of, sandbox_pids
 
 MODES = ["auto", "fallback"]
 TIMEOUT = 5.0
@@ -70,35 +70,12 @@ def cfg(request) -> SandboxConfig:
   return SandboxConfig(isolation=request.param, memory_mb=128)
 
 
-def _mode(cfg: SandboxConfig) -> str:
-  return _sandbox._mode_for(cfg)[0]
-
-
 def _fenced(src: str) -> str:
   return f"```python\n{textwrap.dedent(src).strip()}\n```"
 
 
 def _verdict(src: str, cfg: SandboxConfig):
   return run_tests(textwrap.dedent(src), ANY_OUTPUT, timeout_s=TIMEOUT, config=cfg)[0]
-
-
-def _sandbox_pids(judge_pid: int) -> list[int]:
-  """Live processes of the sandboxes a judge process started (by the run marker)."""
-  marker = f"{_sandbox.MARKER_ENV}={judge_pid}-".encode()
-  found = []
-  for name in os.listdir("/proc"):
-    if not name.isdigit():
-      continue
-    try:
-      with open(f"/proc/{name}/stat", "rb") as f:
-        if f.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X"):
-          continue
-      with open(f"/proc/{name}/environ", "rb") as f:
-        if any(v.startswith(marker) for v in f.read().split(b"\0")):
-          found.append(int(name))
-    except (OSError, IndexError):
-      continue
-  return found
 
 
 def _wait_for(predicate, what: str, limit_s: float = HANG_S):
@@ -133,13 +110,13 @@ def test_process_exhaustion_is_its_own_failure(cfg):
 def test_disk_exhaustion_is_its_own_failure(cfg):
   out = _verdict(DISK_FILLER, cfg)
   assert out.verdict == "runtime_error", out
-  if _mode(cfg) == "namespaces":  # a full private tmpfs
+  if mode_of(cfg) == "namespaces":  # a full private tmpfs
     assert "No space left on device" in out.detail, out
   else:  # killed by the runner's quota
     assert out.detail.startswith("killed: disk:"), out
   out = _verdict(INODE_FILLER, cfg)
   assert out.verdict == "runtime_error", out
-  if _mode(cfg) == "namespaces":
+  if mode_of(cfg) == "namespaces":
     assert "No space left on device" in out.detail, out
   else:
     assert f"creating more than {cfg.max_files} files" in out.detail, out
@@ -162,7 +139,7 @@ def test_exhaustion_leaves_the_rest_of_the_batch_alone(cfg, tmp_path, monkeypatc
     scores = code_rewards(completions, tests, timeout_s=TIMEOUT, max_workers=workers,
                           config=cfg)
     assert scores == [0.0, 1.0] * len(hogs), (workers, scores)
-  assert _sandbox_pids(os.getpid()) == []
+  assert sandbox_pids(os.getpid()) == []
   assert os.listdir(tmp_path) == []  # every run's directory is gone, whatever it held
 
 
@@ -257,7 +234,7 @@ def test_worker_killed_while_judging_code_leaves_no_sandbox_behind():
     def judging_sleeper():
       """The worker whose sandbox reads "asleep" on stdin (the sleeper's test input)."""
       for pid in pids:
-        for spid in _sandbox_pids(pid):
+        for spid in sandbox_pids(pid):
           try:
             with open(f"/proc/{spid}/fd/0", "rb") as f:
               if f.read() == b"asleep":
@@ -273,7 +250,7 @@ def test_worker_killed_while_judging_code_leaves_no_sandbox_behind():
     r = result["r"]
     np.testing.assert_array_equal(r.total, [1, 0, 1])
     assert r.failures == {"code": 1} and r.worker_failures == 1
-    _wait_for(lambda: not _sandbox_pids(pid), "the dead worker's sandboxes to go")
+    _wait_for(lambda: not sandbox_pids(pid), "the dead worker's sandboxes to go")
     r = s([HONEST, HONEST], [honest] * 2)
     np.testing.assert_array_equal(r.total, [1, 1])
     assert r.worker_failures == 0
