@@ -6,12 +6,18 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# XLA flags of every test process (conftest.py, and the CLIs the tests start): LLVM at
+# -O0 takes half the CPU time to compile (the r1_zero_tiny smoke demo: 86 -> 40 s from a
+# cold cache), which is most of what the suite spends. The HLO passes, and so the
+# programs' arithmetic, are unchanged; only their machine code is less optimised, and no
+# test measures speed.
+XLA_FLAGS = "--xla_backend_optimization_level=0"
 
 
 def run(module: str, *args: str, check: bool = True, timeout: int = 900,
         env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
   """`python -m module args...` from the repository root; asserts success if `check`."""
-  full_env = {**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu", **(env or {})}
+  full_env = {**os.environ, "XLA_FLAGS": XLA_FLAGS, "JAX_PLATFORMS": "cpu", **(env or {})}
   out = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=full_env,
                        capture_output=True, text=True, timeout=timeout)
   if check:

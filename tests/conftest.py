@@ -1,8 +1,11 @@
-"""Test set-up: 8 simulated CPU devices (a TPU slice in miniature) for every test."""
+"""Test set-up: 8 simulated CPU devices (a TPU slice in miniature) for every test, and
+XLA's backend at -O0 (tests/cli.py: XLA_FLAGS)."""
 
 import os
 
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+from tests import cli
+
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + f" {cli.XLA_FLAGS}"
                            " --xla_force_host_platform_device_count=8").strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from typing import Sequence
 
+from tests import cli
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -24,7 +26,7 @@ def start(argv: Sequence[str], *, processes: int = 2, devices_per_process: int =
   procs = []
   for i in range(processes):
     full_env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": ROOT,
-                "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices_per_process}",
+                "XLA_FLAGS": f"{cli.XLA_FLAGS} --xla_force_host_platform_device_count={devices_per_process}",
                 **(env or {})}
     log = open(f"{log_prefix}.p{i}.log", "w")
     procs.append(subprocess.Popen(

@@ -17,6 +17,7 @@ import nbformat
 import pytest
 
 from r1jax import colab
+from tests import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOKS = sorted(glob.glob(os.path.join(ROOT, "colabs", "*.ipynb")))
@@ -50,7 +51,7 @@ def test_first_cell_installs_in_colab_only_and_shows_devices(name):
 
 def _execute(name, workdir):
   nb = _read(name)
-  env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "",
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": cli.XLA_FLAGS,
          colab.SMALL_ENV: "1", colab.WORKDIR_ENV: str(workdir),
          "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
   client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=1200,

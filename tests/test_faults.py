@@ -42,7 +42,7 @@ from r1jax.train import checkpoint as ckpt_lib
 from r1jax.train import loop
 from r1jax.train import metrics as metrics_lib
 from r1jax.train import state as state_lib
-from tests import fault_chain
+from tests import cli, fault_chain
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAULT_SEED = int(os.environ.get("R1JAX_FAULT_SEED", "18"))  # picks the kill points
@@ -53,7 +53,7 @@ def _launch(workdir, fault=None, *extra):
   """The CLI on tests/fault_chain.py through the fault driver (one device, the shared
   persistent compilation cache)."""
   env = {k: v for k, v in os.environ.items() if k != "R1JAX_FAULT"}
-  env.update({"XLA_FLAGS": "", "JAX_PLATFORMS": "cpu"})
+  env.update({"XLA_FLAGS": cli.XLA_FLAGS, "JAX_PLATFORMS": "cpu"})
   if fault is not None:
     env["R1JAX_FAULT"] = json.dumps(fault)
   return subprocess.run([sys.executable, "tests/fault_driver.py",

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from launch import launch, targets
+from tests import cli
 
 ROOT = targets.ROOT
 TINY = "experiments/r1_zero_tiny.py:smoke"
@@ -300,7 +301,7 @@ def test_missing_config_file_is_named():
 
 
 def test_cli_dry_run_prints_the_plan():
-  env = {**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu"}
+  env = {**os.environ, "XLA_FLAGS": cli.XLA_FLAGS, "JAX_PLATFORMS": "cpu"}
   argv = [*TPU, "--accelerator_type=v4-16", f"--config={TINY}", "--workdir=gs://bucket/run",
           "--config.r1_zero.steps=3", "--config.seed=7", "--dry_run"]
   out = subprocess.run([sys.executable, "-m", "launch.launch", *argv], cwd=ROOT, env=env,

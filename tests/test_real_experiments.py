@@ -16,7 +16,7 @@ transformers = pytest.importorskip("transformers")
 
 from r1jax import configs, model, sharding  # noqa: E402
 from r1jax.stages import common  # noqa: E402
-from tests import fixtures_hf  # noqa: E402
+from tests import cli, fixtures_hf  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -36,7 +36,7 @@ def files(tmp_path_factory):
 def _main(experiment, workdir, *extra, check=True):
   cmd = [sys.executable, "-m", "r1jax.main", f"--config=experiments/{experiment}.py:cpu",
          f"--workdir={workdir}", *extra]
-  env = {**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu"}
+  env = {**os.environ, "XLA_FLAGS": cli.XLA_FLAGS, "JAX_PLATFORMS": "cpu"}
   out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
   if check:
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
