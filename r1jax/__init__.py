@@ -3,7 +3,7 @@
 __version__ = "0.1.0"
 
 COMPILATION_CACHE = "~/.cache/r1jax/xla"  # default of the CLIs' --compilation_cache
-MALLOC_ARENAS = 2  # glibc malloc arenas per process (see limit_malloc_arenas)
+MALLOC_ARENAS = 1  # glibc malloc arenas per process (see limit_malloc_arenas)
 
 
 def limit_malloc_arenas(n: int = MALLOC_ARENAS) -> bool:
@@ -13,9 +13,11 @@ def limit_malloc_arenas(n: int = MALLOC_ARENAS) -> bool:
   Every thread that calls malloc is handed an arena of its own until that default is
   reached. XLA's thread pools, tensorstore's and the checkpointer's threads then leave
   freed blocks scattered over up to 16 arenas on 2 cores: in an hour of the tiny RL loop
-  the process's RSS crept up by ~100 MiB while its live allocations did not grow
-  (benchmarks/README.md, Soak). Threads that already hold an arena keep it, so this acts
-  when called before JAX starts its threads. Returns whether the cap was set: it is not
+  the process's RSS crept up by 104 MiB while its live allocations did not grow; with 2
+  arenas by 56 MiB, with 1 by 5 (flat within the soak's noise), at the same CPU time per
+  step (benchmarks/README.md, Soak). Threads then share one arena's lock; a host whose
+  threads contend for it can raise the cap (R1JAX_MALLOC_ARENAS). Threads that already
+  hold an arena keep it, so this acts when called before JAX starts its threads. Returns whether the cap was set: it is not
   where the libc has no mallopt (not glibc), nor where the user chose already
   (MALLOC_ARENA_MAX, an arena_max in GLIBC_TUNABLES, or R1JAX_MALLOC_ARENAS: a count,
   0 = leave glibc's default).
