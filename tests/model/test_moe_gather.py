@@ -174,7 +174,10 @@ def test_gathered_form_has_the_dense_form_gradients(monkeypatch):
     g_dense = grad()
   for a, b in zip(g_gathered, g_dense):
     assert float(jnp.abs(a).max()) > 0
-    np.testing.assert_allclose(a, b, atol=1e-6, rtol=1e-5)
+    # The forms sum the same products in other orders (and XLA fuses multiply-adds per
+    # form, differently at -O0): ~1e-4 relative on gradients that partly cancel. A wrong
+    # expert or weight is off by O(1).
+    np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-4)
   # Unchosen experts get no gradient in either form.
   unchosen = np.setdiff1d(np.arange(16), np.asarray(r.experts_Nxk).ravel())
   assert float(jnp.abs(g_gathered[2][unchosen]).max()) == 0
