@@ -19,3 +19,9 @@ jax.config.update("jax_default_matmul_precision", "highest")
 # the CLI subprocesses, whose --compilation_cache default is ~/.cache/r1jax/xla): the
 # many identical small programs of the stage tests compile once per machine.
 r1jax.use_compilation_cache()
+
+
+def pytest_configure(config):
+  config.addinivalue_line(
+      "markers", "slow: a whole pipeline or multi-process run, a minute or more of CPU on "
+      "2 cores; CI runs them, `-m 'not slow'` leaves them out of a quick local run.")

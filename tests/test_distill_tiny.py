@@ -14,6 +14,7 @@ KEYS = ["teacher"] + [f"{s}/{a}" for s in ("qwen2", "llama")
                       for a in ("base", "rl", "distilled")]
 
 
+@pytest.mark.slow
 def test_distill_tiny_smoke(tmp_path):
   wd = str(tmp_path / "run")
   cli.run("r1jax.main", "--config=experiments/distill_tiny.py:smoke", f"--workdir={wd}")

@@ -173,6 +173,7 @@ def kill_plan(seed, wd):
   return plan
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_points_of_every_stage_then_rerun_equals_uninterrupted(
     reference, tmp_path):
   wd = str(tmp_path / "killed")

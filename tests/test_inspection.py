@@ -81,6 +81,7 @@ def _parity_reward(completion, example):
   return float(len(completion) % 2)
 
 
+@pytest.mark.slow
 def test_grpo_batch_and_router_trace(monkeypatch, tmp_path):
   monkeypatch.setitem(scoring.REWARD_FNS, "parity", _parity_reward)
   monkeypatch.chdir(ROOT)

@@ -82,6 +82,7 @@ def runs(tmp_path_factory):
   return one, two, prefix
 
 
+@pytest.mark.slow
 def test_two_processes_give_the_one_process_results(runs):
   one, two, prefix = runs
   assert _json(os.path.join(two, "eval.json")) == _json(os.path.join(one, "eval.json"))
@@ -97,6 +98,7 @@ def test_two_processes_give_the_one_process_results(runs):
   assert "r1_zero step" not in out1 and "pretrain_base:" not in out1
 
 
+@pytest.mark.slow
 def test_kill_one_process_then_rerun_both_resumes(runs, tmp_path):
   _, two, _ = runs
   wd = str(tmp_path / "killed")

@@ -4,6 +4,8 @@
 import json
 import os
 
+import pytest
+
 from tests import cli
 
 KEYS = ("r1_zero/final", "r1/cold_start", "r1/reasoning_rl",
@@ -12,6 +14,7 @@ METRICS = ("pass@1", "cons@k", "k", "language_mixing", "readability", "mean_resp
            "helpfulness_rm", "harmlessness_rm", "helpfulness_rule", "harmful_rate")
 
 
+@pytest.mark.slow
 def test_r1_tiny_smoke_runs_every_arm(tmp_path):
   wd = str(tmp_path / "run")
   out = cli.run("r1jax.main", "--config=experiments/r1_tiny.py:smoke", f"--workdir={wd}")

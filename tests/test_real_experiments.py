@@ -70,6 +70,7 @@ def _check_hf_export(stage_dir, ckpt):
   return params
 
 
+@pytest.mark.slow
 def test_r1_zero_from_hf_checkpoint(files, tmp_path):
   data, ckpt = files
   wd = str(tmp_path / "r1_zero")

@@ -70,6 +70,7 @@ def _rel(a, b):
   return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
 
 
+@pytest.mark.slow
 def test_sharded_equals_unsharded(reference, capsys):
   assert len(jax.devices()) == 8
   ref_logits, ref_params, ref_loss, ref_bytes = reference
