@@ -17,18 +17,23 @@ def limit_malloc_arenas(n: int = MALLOC_ARENAS) -> bool:
   arenas by 56 MiB, with 1 by 5 (flat within the soak's noise), at the same CPU time per
   step (benchmarks/README.md, Soak). Threads then share one arena's lock; a host whose
   threads contend for it can raise the cap (R1JAX_MALLOC_ARENAS). Threads that already
-  hold an arena keep it, so this acts when called before JAX starts its threads. Returns whether the cap was set: it is not
-  where the libc has no mallopt (not glibc), nor where the user chose already
-  (MALLOC_ARENA_MAX, an arena_max in GLIBC_TUNABLES, or R1JAX_MALLOC_ARENAS: a count,
-  0 = leave glibc's default).
+  hold an arena keep it, so this acts when called before JAX starts its threads.
+
+  Returns whether the cap was set: it is not where the libc has no mallopt (not glibc),
+  nor where the user chose already (MALLOC_ARENA_MAX, an arena_max in GLIBC_TUNABLES, or
+  R1JAX_MALLOC_ARENAS: a count, 0 = leave glibc's default).
   """
   import os
   import sys
   env = os.environ
   if "MALLOC_ARENA_MAX" in env or "arena_max" in env.get("GLIBC_TUNABLES", ""):
     return False
-  if env.get("R1JAX_MALLOC_ARENAS", "").strip():
-    n = int(env["R1JAX_MALLOC_ARENAS"])
+  value = env.get("R1JAX_MALLOC_ARENAS", "").strip()
+  if value:
+    if not value.isdigit():
+      raise ValueError(f"R1JAX_MALLOC_ARENAS={value!r}: give a whole number of malloc "
+                       "arenas (0 = glibc's default).")
+    n = int(value)
   if n <= 0 or not sys.platform.startswith("linux"):
     return False
   import ctypes

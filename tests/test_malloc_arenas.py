@@ -64,3 +64,11 @@ def test_the_users_own_setting_wins():
   assert (count, set_here) == (4, "False")
   count, set_here = _arenas(GLIBC_TUNABLES="glibc.malloc.arena_max=5")
   assert (count, set_here) == (5, "False")
+
+
+def test_a_bad_count_is_a_clear_error():
+  out = subprocess.run([sys.executable, "-c", "import r1jax"], capture_output=True, text=True,
+                       env={**os.environ, "R1JAX_MALLOC_ARENAS": "two"},
+                       cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  assert out.returncode != 0
+  assert "R1JAX_MALLOC_ARENAS='two': give a whole number" in out.stderr
