@@ -15,12 +15,19 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 XLA_FLAGS = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
 
 
+def child_env(*, devices: int | None = None, **extra: str) -> dict[str, str]:
+  """This process's environment for a CLI a test starts: JAX on CPU with the tests' XLA
+  flags (and `devices` simulated devices; default one), then `extra`."""
+  flags = XLA_FLAGS + (f" --xla_force_host_platform_device_count={devices}" if devices else "")
+  return {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu", **extra}
+
+
 def run(module: str, *args: str, check: bool = True, timeout: int = 900,
         env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
   """`python -m module args...` from the repository root; asserts success if `check`."""
-  full_env = {**os.environ, "XLA_FLAGS": XLA_FLAGS, "JAX_PLATFORMS": "cpu", **(env or {})}
-  out = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=full_env,
-                       capture_output=True, text=True, timeout=timeout)
+  out = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT,
+                       env=child_env(**(env or {})), capture_output=True, text=True,
+                       timeout=timeout)
   if check:
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
   return out

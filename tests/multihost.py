@@ -25,9 +25,7 @@ def start(argv: Sequence[str], *, processes: int = 2, devices_per_process: int =
   port = free_port()
   procs = []
   for i in range(processes):
-    full_env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": ROOT,
-                "XLA_FLAGS": f"{cli.XLA_FLAGS} --xla_force_host_platform_device_count={devices_per_process}",
-                **(env or {})}
+    full_env = cli.child_env(devices=devices_per_process, PYTHONPATH=ROOT, **(env or {}))
     log = open(f"{log_prefix}.p{i}.log", "w")
     procs.append(subprocess.Popen(
         [sys.executable, *argv, f"--coordinator_address=localhost:{port}",

@@ -51,9 +51,8 @@ def test_first_cell_installs_in_colab_only_and_shows_devices(name):
 
 def _execute(name, workdir):
   nb = _read(name)
-  env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": cli.XLA_FLAGS,
-         colab.SMALL_ENV: "1", colab.WORKDIR_ENV: str(workdir),
-         "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
+  path = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+  env = cli.child_env(PATH=path, **{colab.SMALL_ENV: "1", colab.WORKDIR_ENV: str(workdir)})
   client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=1200,
                                    startup_timeout=300,
                                    resources={"metadata": {"path": os.path.join(ROOT, "colabs")}})

@@ -52,8 +52,8 @@ TRAINING = ("pretrain", "sft", "reward_model", "grpo")
 def _launch(workdir, fault=None, *extra):
   """The CLI on tests/fault_chain.py through the fault driver (one device, the shared
   persistent compilation cache)."""
-  env = {k: v for k, v in os.environ.items() if k != "R1JAX_FAULT"}
-  env.update({"XLA_FLAGS": cli.XLA_FLAGS, "JAX_PLATFORMS": "cpu"})
+  env = cli.child_env()
+  env.pop("R1JAX_FAULT", None)
   if fault is not None:
     env["R1JAX_FAULT"] = json.dumps(fault)
   return subprocess.run([sys.executable, "tests/fault_driver.py",

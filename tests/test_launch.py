@@ -301,11 +301,10 @@ def test_missing_config_file_is_named():
 
 
 def test_cli_dry_run_prints_the_plan():
-  env = {**os.environ, "XLA_FLAGS": cli.XLA_FLAGS, "JAX_PLATFORMS": "cpu"}
   argv = [*TPU, "--accelerator_type=v4-16", f"--config={TINY}", "--workdir=gs://bucket/run",
           "--config.r1_zero.steps=3", "--config.seed=7", "--dry_run"]
-  out = subprocess.run([sys.executable, "-m", "launch.launch", *argv], cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=300)
+  out = subprocess.run([sys.executable, "-m", "launch.launch", *argv], cwd=ROOT,
+                       env=cli.child_env(), capture_output=True, text=True, timeout=300)
   assert out.returncode == 0, out.stderr[-2000:]
   lines, cmds = _plan(*argv)
   assert out.stdout == "\n".join(lines + cmds) + "\n"

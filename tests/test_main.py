@@ -15,8 +15,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def _run(workdir, *extra, check=True):
   cmd = [sys.executable, "-m", "r1jax.main", "--config=experiments/r1_zero_tiny.py:smoke",
          f"--workdir={workdir}", *extra]
-  env = {**os.environ, "XLA_FLAGS": cli.XLA_FLAGS, "JAX_PLATFORMS": "cpu"}
-  out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+  out = subprocess.run(cmd, cwd=ROOT, env=cli.child_env(), capture_output=True, text=True,
+                       timeout=600)
   if check:
     assert out.returncode == 0, out.stderr[-3000:]
   return out

@@ -76,7 +76,7 @@ def runs(tmp_path_factory):
   base = tmp_path_factory.mktemp("multihost")
   one, two = str(base / "one"), str(base / "two")
   cli.run("r1jax.main", "--config=experiments/r1_zero_tiny.py:smoke", f"--workdir={one}",
-          env={"XLA_FLAGS": f"{cli.XLA_FLAGS} --xla_force_host_platform_device_count=8"})
+          env=cli.child_env(devices=8))
   prefix = str(base / "two")
   multihost.wait(multihost.start([*SMOKE, f"--workdir={two}"], log_prefix=prefix), prefix)
   return one, two, prefix

@@ -36,8 +36,8 @@ def files(tmp_path_factory):
 def _main(experiment, workdir, *extra, check=True):
   cmd = [sys.executable, "-m", "r1jax.main", f"--config=experiments/{experiment}.py:cpu",
          f"--workdir={workdir}", *extra]
-  env = {**os.environ, "XLA_FLAGS": cli.XLA_FLAGS, "JAX_PLATFORMS": "cpu"}
-  out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+  out = subprocess.run(cmd, cwd=ROOT, env=cli.child_env(), capture_output=True, text=True,
+                       timeout=900)
   if check:
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
   return out
