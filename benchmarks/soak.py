@@ -66,16 +66,6 @@ def _usage() -> tuple[float, float, float]:
   return own / 2**20, (own + kids) / 2**20, cpu
 
 
-def _arenas() -> str:
-  """The malloc arena cap this process runs with (r1jax.limit_malloc_arenas)."""
-  import r1jax
-  env = os.environ
-  for key in ("MALLOC_ARENA_MAX", "GLIBC_TUNABLES", "R1JAX_MALLOC_ARENAS"):
-    if env.get(key, "").strip():
-      return f"{key}={env[key]}"
-  return f"{r1jax.MALLOC_ARENAS} (r1jax's default)"
-
-
 def trend(t_h: np.ndarray, y: np.ndarray) -> dict[str, float]:
   """Least-squares slope of y against t (hours), its standard error, and the median."""
   a = np.vstack([t_h, np.ones_like(t_h)]).T
@@ -188,7 +178,7 @@ def main(argv):
   col = lambda xs, k: np.asarray([x[k] for x in xs])
   with_len = [{**x, "length": lengths[x["step"]]} for x in kept if x["step"] in lengths]
   out = {
-      "malloc_arenas": _arenas(),
+      "malloc_arenas": r1jax.malloc_arena_setting()[0],
       "minutes": _MINUTES.value, "steps": records[-1]["step"], "warmup_steps": _WARMUP.value,
       "load_start": load0, "load_end": os.getloadavg(),
       "load_mean": float(np.mean(col(kept, "load"))),

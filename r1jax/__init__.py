@@ -23,18 +23,9 @@ def limit_malloc_arenas(n: int = MALLOC_ARENAS) -> bool:
   nor where the user chose already (MALLOC_ARENA_MAX, an arena_max in GLIBC_TUNABLES, or
   R1JAX_MALLOC_ARENAS: a count, 0 = leave glibc's default).
   """
-  import os
   import sys
-  env = os.environ
-  if "MALLOC_ARENA_MAX" in env or "arena_max" in env.get("GLIBC_TUNABLES", ""):
-    return False
-  value = env.get("R1JAX_MALLOC_ARENAS", "").strip()
-  if value:
-    if not value.isdigit():
-      raise ValueError(f"R1JAX_MALLOC_ARENAS={value!r}: give a whole number of malloc "
-                       "arenas (0 = glibc's default).")
-    n = int(value)
-  if n <= 0 or not sys.platform.startswith("linux"):
+  _, n = malloc_arena_setting(n)
+  if n is None or not sys.platform.startswith("linux"):
     return False
   import ctypes
   try:
@@ -43,6 +34,24 @@ def limit_malloc_arenas(n: int = MALLOC_ARENAS) -> bool:
     return False
   m_arena_max = -8  # from glibc's malloc.h
   return bool(mallopt(m_arena_max, n))
+
+
+def malloc_arena_setting(n: int = MALLOC_ARENAS) -> tuple[str, int | None]:
+  """(who sets the malloc arena cap, the count r1jax sets: None where it leaves glibc
+  alone), from the environment as limit_malloc_arenas reads it."""
+  import os
+  env = os.environ
+  if "MALLOC_ARENA_MAX" in env:
+    return f"MALLOC_ARENA_MAX={env['MALLOC_ARENA_MAX']}", None
+  if "arena_max" in env.get("GLIBC_TUNABLES", ""):
+    return f"GLIBC_TUNABLES={env['GLIBC_TUNABLES']}", None
+  value = env.get("R1JAX_MALLOC_ARENAS", "").strip()
+  if value:
+    if not value.isdigit():
+      raise ValueError(f"R1JAX_MALLOC_ARENAS={value!r}: give a whole number of malloc "
+                       "arenas (0 = glibc's default).")
+    return f"R1JAX_MALLOC_ARENAS={value}", int(value) or None
+  return f"{n} (r1jax's default)", n if n > 0 else None
 
 
 def use_compilation_cache(path: str = COMPILATION_CACHE) -> None:
