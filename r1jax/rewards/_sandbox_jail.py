@@ -205,13 +205,33 @@ def drop_capabilities() -> None:
   check(c.capset(ctypes.byref(Header(0x20080522, 0)), data), "capset")
 
 
+def host_pid(proc_fd: int) -> int:
+  """This process's pid in the host's pid namespace (``proc_fd``: the host's /proc)."""
+  return int(os.readlink("self", dir_fd=proc_fd))
+
+
+def host_ppid(proc_fd: int) -> int:
+  """The parent's pid in the host's pid namespace: 0 from pid 1 of a new pid
+  namespace, whose ``getppid()`` cannot name a parent outside it."""
+  fd = os.open("self/stat", os.O_RDONLY, dir_fd=proc_fd)
+  try:
+    return int(os.read(fd, 1024).rsplit(b")", 1)[1].split()[1])
+  finally:
+    os.close(fd)
+
+
 def enter_namespaces(cfg: dict) -> None:
-  """Arm PDEATHSIG and unshare the namespaces (plus a user namespace if not root)."""
+  """Arm PDEATHSIG and unshare the namespaces (plus a user namespace if not root).
+
+  A batch server's runner (``cfg["pid1"]``) is already pid 1 of the program's pid
+  namespace, with PDEATHSIG armed: it unshares the others only."""
   c = libc()
-  c.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-  if os.getppid() == 1:  # the judge died before we armed PDEATHSIG
-    _exit(1)
-  flags = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
+  flags = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS
+  if not cfg.get("pid1"):
+    c.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() == 1:  # the judge died before we armed PDEATHSIG
+      _exit(1)
+    flags |= CLONE_NEWPID
   try:
     if not cfg["as_root"]:
       uid, gid = os.getuid(), os.getgid()

@@ -22,7 +22,11 @@ Process tree::
                                        runs the untrusted program
 
 In ``namespaces`` mode the runner unshares the namespaces and killing init
-takes the whole pid namespace down.  In ``fallback`` mode the user process is
+takes the whole pid namespace down.  A batch server (``_sandbox_serve``) forks each
+runner straight into a new pid namespace, so there the runner is init itself (builds
+nothing: the server built the root; mounts the program's scratch space, forks the
+program, reaps orphans, and kills the namespace's other processes when the program
+ends or times out).  In ``fallback`` mode the user process is
 the runner's direct child, in its own session, behind an audit hook; the
 runner kills its session and sweeps leftovers (by uid, or by the per-run
 marker in the environment) as soon as it exits or times out.  If the judge
@@ -101,6 +105,9 @@ def _supervise(cfg: dict, pid: int, setup_r: int, proc_fd: int
   """
   lifeline = cfg["lifeline_fd"]
   fallback = cfg["mode"] == "fallback"
+  pid1 = bool(cfg.get("pid1"))
+  # The clock's process tree: under init (this runner where it is pid 1 itself).
+  tree = jail.host_pid(proc_fd) if pid1 else pid
   try:
     pidfd = os.pidfd_open(pid)
   except (AttributeError, OSError):  # kernel < 5.3 or a seccomp filter: poll
@@ -117,6 +124,10 @@ def _supervise(cfg: dict, pid: int, setup_r: int, proc_fd: int
           status = wait_status
           if fallback:
             _kill_fallback(cfg, pid)  # whatever the program left running
+          elif pid1:
+            _kill_child(cfg, pid)  # as init's exit would: the rest of the namespace
+      if pid1:
+        _reap_orphans(pid)
       if status is not None and setup_r not in watch:
         return b"".join(chunks), status, killed
       now = time.monotonic()
@@ -155,7 +166,7 @@ def _supervise(cfg: dict, pid: int, setup_r: int, proc_fd: int
           continue
         chunks.append(data)
         if clock is None and b"R" in b"".join(chunks).split(b"\n"):
-          clock = clocks.Clock(cfg, proc_fd, pid)
+          clock = clocks.Clock(cfg, proc_fd, tree)
           next_cpu_check = clock.start + _CPU_POLL_S
           deadline = clock.deadline()
   finally:
@@ -164,13 +175,31 @@ def _supervise(cfg: dict, pid: int, setup_r: int, proc_fd: int
 
 
 def _kill_child(cfg: dict, pid: int) -> None:
-  if cfg["mode"] == "namespaces":
+  if cfg.get("pid1"):
+    try:
+      os.kill(-1, signal.SIGKILL)  # from pid 1: every other process of its namespace
+    except ProcessLookupError:
+      pass
+  elif cfg["mode"] == "namespaces":
     try:
       os.kill(pid, signal.SIGKILL)  # pid-ns init: takes the whole namespace
     except ProcessLookupError:
       pass
   else:
     _kill_fallback(cfg, pid)
+
+
+def _reap_orphans(program: int) -> None:
+  """As pid 1: collect the exited processes the program left behind (re-parented to
+  init), as an init would; the program itself is left to ``_supervise``'s waitpid."""
+  while True:
+    try:
+      info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+      return
+    if info is None or info.si_pid == program:
+      return
+    os.waitpid(info.si_pid, 0)
 
 
 def _kill_fallback(cfg: dict, pid: int) -> None:
@@ -208,6 +237,19 @@ def _kill_fallback(cfg: dict, pid: int) -> None:
     time.sleep(0.005)
 
 
+def _become_init(cfg: dict, src: bytes) -> None:
+  """A batch server's runner, pid 1 of the program's pid namespace: what init does
+  before it forks the program (the program's own mounts; no signal but those handled
+  reaches pid 1 from inside, so SIGINT is left unhandled)."""
+  try:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    jail.mount_scratch(cfg, src, "")  # the server's skeleton is this namespace's root
+    os.chdir("/work")
+  except BaseException as e:  # noqa: BLE001 - report anything, then die
+    jail.report(cfg["status_fd"], "E", f"init: {type(e).__name__}: {e}")
+    jail._exit(1)
+
+
 def _init_main(cfg: dict, src: bytes, setup_w: int) -> None:
   """pid 1 of the new pid namespace: build the root, fork the user process, reap."""
   try:
@@ -234,26 +276,34 @@ def _init_main(cfg: dict, src: bytes, setup_w: int) -> None:
 
 
 def run_one(cfg: dict, src: bytes) -> None:
-  """Start one program's sandbox, supervise it, report on the status pipe; never returns."""
+  """Start one program's sandbox, supervise it, report on the status pipe; never returns.
+
+  A batch server's runner (``cfg["pid1"]``) is already pid 1 of the program's new pid
+  namespace: it mounts the program's scratch space and forks the program itself, with
+  no init between them (one process fewer per program)."""
   namespaces = cfg["mode"] == "namespaces"
+  pid1 = bool(cfg.get("pid1"))
   if namespaces:
     jail.enter_namespaces(cfg)
   setup_r, setup_w = os.pipe()
   proc_fd = cfg["proc_fd"]
+  if pid1:
+    _become_init(cfg, src)
   pid = os.fork()
   if pid == 0:
     for fd in (cfg["status_fd"], cfg["lifeline_fd"], setup_r, proc_fd):
       os.close(fd)
-    if namespaces:
+    if namespaces and not pid1:
       _init_main(cfg, src, setup_w)  # never returns
-    os.setsid()  # the program's own session: the supervisor kills it as a group
+    if not namespaces:
+      os.setsid()  # the program's own session: the supervisor kills it as a group
     confine.main(cfg, src, setup_w)  # never returns
   os.close(setup_w)
   messages, status, killed = _supervise(cfg, pid, setup_r, proc_fd)
   if killed is not None:
     jail.report(cfg["status_fd"], killed[0], killed[2:])
-  if not namespaces and status is not None:
-    messages += f"X {status}\n".encode()  # (namespaces: init reports the program's)
+  if (pid1 or not namespaces) and status is not None:
+    messages += f"X {status}\n".encode()  # (else init reports the program's)
   try:
     os.write(cfg["status_fd"], messages)
   except OSError:

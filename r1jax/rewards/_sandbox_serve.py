@@ -3,10 +3,13 @@
 Started by the judge (``r1jax.rewards._sandbox_batch``) for one batch of programs, as
 ``_sandbox_runner.py`` with ``serve`` set: standard library only, no ``r1jax``
 imports.  It saves each program the interpreter start and the imports of a runner of
-its own; everything else is per program as before: for each request the server forks
-a runner, which unshares new mount, pid, network, ipc and uts namespaces, builds the
-root, supervises the program and reports on the request's own status pipe, exactly as
-a runner started on its own does (``_sandbox_runner.run_one``).
+its own, and one process per program: for each request the server forks the runner
+straight into a new pid namespace (``_fork_into_new_pid_namespace``), so the runner is
+that namespace's init and forks the program itself, where a runner started on its own
+needs an init between them.  Everything else is per program as before: the runner
+unshares new mount, network, ipc and uts namespaces, mounts the program's scratch
+space, supervises it and reports on the request's own status pipe
+(``_sandbox_runner.run_one``).
 
 Requests arrive on a ``SOCK_SEQPACKET`` socket, one message each: a marshalled dict
 (``op`` ``"run"``: the program's settings, ``id``; ``"kill"``: ``id``) and, for a
@@ -15,12 +18,14 @@ a function call.  The forked runner keeps only its own descriptors (stdio on 0-2
 status, lifeline, result and the host's /proc on 3-6) before it does anything else.
 The server exits when the socket closes (the batch is over) or the judge's lifeline
 reads EOF, and kills its runners first; each runner also has ``PDEATHSIG=SIGKILL``
-on the server, and each init on its runner, so killing the server takes every
-sandbox down.
+on the server, and is its sandbox's init (when init dies the kernel kills every process
+of its pid namespace), so killing the server takes every sandbox down.  The program
+runs under a uid of its own and cannot signal or trace its runner (root), which it
+sees as pid 1.
 
 The server builds the read-only part of the root (``_sandbox_jail.build_skeleton``)
 once, in a mount namespace of its own, and pivots into it; a runner's new mount
-namespace is a copy of that, and its init adds the program's own /proc, /tmp,
+namespace is a copy of that, to which it adds the program's own /proc, /tmp,
 /dev/shm and /work (``mount_scratch``).  No host tree is mounted where runners or
 programs live.
 """
@@ -62,6 +67,8 @@ def serve(cfg: dict, run_one) -> None:
   signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes select through wake_r
   runners: dict[int, int] = {}  # request id -> pid of its runner, while alive
   server_pid = os.getpid()
+  # The server's own pid namespace, to which it returns after each runner's fork.
+  own_pid_ns = os.open("self/ns/pid", os.O_RDONLY, dir_fd=cfg["proc_fd"])
   while True:
     _reap(runners)
     ready = select.select([sock, lifeline, wake_r], [], [])[0]
@@ -69,14 +76,14 @@ def serve(cfg: dict, run_one) -> None:
       os.read(wake_r, 4096)
     # The lifeline is only ever readable at EOF: the judge is gone.
     if lifeline in ready or (sock in ready and not _handle(sock, cfg, runners, server_pid,
-                                                           run_one)):
+                                                           own_pid_ns, run_one)):
       for pid in runners.values():
         _kill(pid)
       os._exit(0)
 
 
 def _handle(sock: socket.socket, cfg: dict, runners: dict, server_pid: int,
-            run_one) -> bool:
+            own_pid_ns: int, run_one) -> bool:
   """Serve one request; False when the socket is closed (the batch is over)."""
   try:
     msg, fds, _, _ = socket.recv_fds(sock, 1 << 16, _MAX_FDS)
@@ -91,7 +98,7 @@ def _handle(sock: socket.socket, cfg: dict, runners: dict, server_pid: int,
     if req["id"] in runners:
       _kill(runners[req["id"]])
     return True
-  pid = os.fork()
+  pid = _fork_into_new_pid_namespace(own_pid_ns)
   if pid == 0:
     _runner(cfg, req, fds, server_pid, run_one)  # never returns
   runners[req["id"]] = pid
@@ -100,11 +107,27 @@ def _handle(sock: socket.socket, cfg: dict, runners: dict, server_pid: int,
   return True
 
 
+def _fork_into_new_pid_namespace(own_pid_ns: int) -> int:
+  """``os.fork``, the child being pid 1 of a new pid namespace; the server stays in its
+  own (``unshare(CLONE_NEWPID)`` only places the caller's next children, and
+  ``setns`` back to its own namespace undoes that for every later fork)."""
+  jail.check(jail.libc().unshare(jail.CLONE_NEWPID), "unshare(CLONE_NEWPID)")
+  pid = -1
+  try:
+    pid = os.fork()
+  finally:
+    if pid != 0:
+      jail.check(jail.libc().setns(own_pid_ns, jail.CLONE_NEWPID), "setns")
+  return pid
+
+
 def _runner(cfg: dict, req: dict, fds: list, server_pid: int, run_one) -> None:
-  """In the forked runner: keep only this program's descriptors, then run it."""
+  """In the forked runner (pid 1 of the program's pid namespace): keep only this
+  program's descriptors, then run it."""
   try:
     jail.libc().prctl(jail.PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != server_pid:  # the server died before PDEATHSIG was armed
+    # The parent is outside this pid namespace (getppid() is 0): ask the host's /proc.
+    if jail.host_ppid(cfg["proc_fd"]) != server_pid:  # the server died before PDEATHSIG
       os._exit(1)
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -125,7 +148,7 @@ def _runner(cfg: dict, req: dict, fds: list, server_pid: int, run_one) -> None:
     run_cfg = dict(cfg)
     run_cfg.update(req["cfg"])
     run_cfg.update(status_fd=3, lifeline_fd=4, result_fd=5 if result_fd != -1 else -1,
-                   proc_fd=6)
+                   proc_fd=6, pid1=True)
   except BaseException:  # noqa: BLE001 - no status: the judge reports a broken sandbox
     os._exit(1)
   run_one(run_cfg, src)
@@ -146,7 +169,7 @@ def _reap(runners: dict) -> None:
 
 
 def _kill(pid: int) -> None:
-  """SIGKILL a runner; its init has PDEATHSIG, so its whole sandbox goes with it."""
+  """SIGKILL a runner, its sandbox's init: its whole pid namespace goes with it."""
   try:
     os.kill(pid, signal.SIGKILL)
   except ProcessLookupError:

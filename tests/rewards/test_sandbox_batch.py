@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import textwrap
+import threading
+import time
 
 import pytest
 
@@ -54,6 +56,70 @@ def test_programs_of_a_batch_share_nothing(server):
     assert s["work"] == ["main.py", "mine"]  # fresh /work
     assert s["fds"] == ["0", "1", "2", "3"]  # stdio and the listing itself: no server fd
     assert s["host"] is False
+
+
+def _children(pid: int) -> list[int]:
+  with open(f"/proc/{pid}/task/{pid}/children") as f:
+    return [int(c) for c in f.read().split()]
+
+
+def _status(pid: int, key: str) -> list[str]:
+  with open(f"/proc/{pid}/status") as f:
+    return next(line.split()[1:] for line in f if line.startswith(key + ":"))
+
+
+def test_the_runner_is_the_programs_init(server):
+  """Two processes per program: the runner the server forks is pid 1 of the program's
+  pid namespace and forks the program itself (no init between them)."""
+  out = {}
+  run = threading.Thread(target=lambda: out.update(
+      r=_run(server, "import time\ntime.sleep(3)\nprint('done')")))
+  run.start()
+  try:
+    deadline = time.monotonic() + 60
+    tree = None
+    while tree is None and time.monotonic() < deadline:
+      for runner in _children(server.proc.pid):
+        below = _children(runner)
+        if below and _status(below[0], "Uid")[0] != "0":  # the program has its uid
+          tree = runner, below
+      time.sleep(0.01)
+    assert tree is not None, "no runner with the program as its child"
+    runner, below = tree
+    assert len(below) == 1
+    assert _status(runner, "NSpid")[-1] == "1"  # init of the program's namespace
+    assert _status(below[0], "NSpid")[-1] == "2"
+    assert _status(runner, "Uid")[0] == "0"
+  finally:
+    run.join()
+  assert out["r"].stdout == b"done\n"
+
+
+def test_orphans_are_reaped(server):
+  """The runner, as init, collects the processes the program orphans."""
+  res = _run(server, """
+      import os, time
+      for _ in range(20):
+          if os.fork() == 0:
+              if os.fork() == 0:
+                  os._exit(0)  # orphaned once its parent exits
+              os._exit(0)
+          os.wait()
+      deadline = time.monotonic() + 5
+      while time.monotonic() < deadline:
+          states = []
+          for p in os.listdir("/proc"):
+              if p.isdigit() and p not in ("1", str(os.getpid())):
+                  try:
+                      states.append(open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()[0])
+                  except OSError:
+                      pass
+          if not states:
+              break
+          time.sleep(0.05)
+      print(states)
+  """)
+  assert res.stdout == b"[]\n", res
 
 
 def test_stdin_and_results_stay_with_their_program(server):
