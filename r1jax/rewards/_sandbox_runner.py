@@ -293,6 +293,8 @@ def run_one(cfg: dict, src: bytes) -> None:
   if pid == 0:
     for fd in (cfg["status_fd"], cfg["lifeline_fd"], setup_r, proc_fd):
       os.close(fd)
+    if "program_nice" in cfg:  # a batch server's runner: back to the judge's priority
+      os.setpriority(os.PRIO_PROCESS, 0, cfg["program_nice"])
     if namespaces and not pid1:
       _init_main(cfg, src, setup_w)  # never returns
     if not namespaces:

@@ -95,6 +95,14 @@ def test_the_runner_is_the_programs_init(server):
   assert out["r"].stdout == b"done\n"
 
 
+def test_programs_run_at_the_judges_priority(server):
+  """The server and runners are boosted (they dispatch every program); the programs
+  are not."""
+  res = _run(server, "import os\nprint(os.getpriority(os.PRIO_PROCESS, 0))")
+  assert int(res.stdout) == os.getpriority(os.PRIO_PROCESS, 0)
+  assert os.getpriority(os.PRIO_PROCESS, server.proc.pid) < os.getpriority(os.PRIO_PROCESS, 0)
+
+
 def test_orphans_are_reaped(server):
   """The runner, as init, collects the processes the program orphans."""
   res = _run(server, """
