@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import textwrap
 import threading
 import time
@@ -100,7 +101,18 @@ def test_programs_run_at_the_judges_priority(server):
   are not."""
   res = _run(server, "import os\nprint(os.getpriority(os.PRIO_PROCESS, 0))")
   assert int(res.stdout) == os.getpriority(os.PRIO_PROCESS, 0)
-  assert os.getpriority(os.PRIO_PROCESS, server.proc.pid) < os.getpriority(os.PRIO_PROCESS, 0)
+  mine = os.getpriority(os.PRIO_PROCESS, 0)
+  probe = subprocess.Popen(["sleep", "10"])
+  try:  # whether this host lets the judge's user raise a priority (CAP_SYS_NICE)
+    os.setpriority(os.PRIO_PROCESS, probe.pid, mine - 1)
+    can_boost = True
+  except PermissionError:
+    can_boost = False
+  finally:
+    probe.kill()
+    probe.wait()
+  server_nice = os.getpriority(os.PRIO_PROCESS, server.proc.pid)
+  assert server_nice < mine if can_boost else server_nice == mine
 
 
 def test_orphans_are_reaped(server):
