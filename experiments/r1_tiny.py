@@ -72,6 +72,14 @@ with a one-sentence reasoning and a summary. What was engineered, and why:
     copying within 40 steps (copy requests 24% -> 2% right) while the helpfulness RM,
     which cannot check a copy word by word, scored it higher: reward hacking, visible
     as `reward/helpful_rm_mean` rising while `reward/helpful_rule_mean` falls.
+  - rl_all's advantages are not divided by the group's reward std (Dr. GRPO; the
+    paper divides). The helpfulness RM cannot check a copy word by word: it scores a
+    group's right and wrong copies within ~0.01 of each other, and dividing by that
+    spread made its noise full-size advantages. With the std, on the previous 3-seed
+    run's SFT and RMs, rule-checked helpfulness moved +2.8 / -1.5 / +2.2 points over
+    the SFT (seed 1: copies 79% -> 66% right while the RM's score rose); without it, on
+    the same checkpoints, +2.4 / +7.0 / +0.9 (seed 1's copies 79% -> 85%). A KL weight
+    of 0.03 as well gave +1.5 (seed 2) and +5.5 (seed 1): not adopted.
 Metrics (every evaluation): pass@1 over k samples at T=0.6 / top-p 0.95, cons@k,
 `language_mixing` (share of samples whose CoT has a word of another language than the
 prompt's), `readability` (share in R1's format with a reasoning, a summary and every
@@ -220,6 +228,11 @@ def get_config(arg=None):
       # beta 0.01, not the paper's 0.001: at 0.001 the policy drifted from the SFT's
       # copying within 40 steps, which the helpfulness RM could not see (seed 0).
       beta=0.01,
+      # Advantages not divided by the group's std (Dr. GRPO, Liu et al. 2025): the
+      # helpfulness RM scores a group's copies within ~0.01 of each other whether right
+      # or wrong, and dividing by that spread turned its noise into full-size
+      # advantages (seed 1: copies 79% -> 66% right while the RM's score rose).
+      scale_rewards=False,
       curve={**r1_eval, **curve, **general_eval}, **{**rl, "steps": 40})
   c.rl_all.reward_weights = configs.ConfigDict(
       {"accuracy": 1.0, "r1_format": 0.1, "language": 1.0})
