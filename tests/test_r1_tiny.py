@@ -40,6 +40,9 @@ def test_r1_tiny_smoke_runs_every_arm(tmp_path):
   cfg = json.load(open(os.path.join(wd, "config.json")))
   assert cfg["reasoning_rl"]["reward_weights"]["language"] == 1.0
   assert cfg["reasoning_rl_no_language_reward"]["reward_weights"]["language"] == 0.0
+  # RL for all scenarios centres advantages without dividing by the group std (the
+  # README's measured table depends on it; see the experiment's docstring).
+  assert cfg["rl_all"]["scale_rewards"] is False and cfg["reasoning_rl"]["scale_rewards"]
   for png in ("accuracy.png", "language_mixing.png"):
     with open(os.path.join(wd, png), "rb") as f:
       assert f.read(8) == b"\x89PNG\r\n\x1a\n"
