@@ -65,9 +65,9 @@ with a one-sentence reasoning and a summary. What was engineered, and why:
     inserted (r1jax.data.general.COPY_EDITS); with changed words alone the RM ranked the
     SFT policy's own copies, which mostly insert a word, no better than chance (seed 0,
     AUC 0.44) and rl_all lost rule-checked helpfulness on seeds 0 and 1 (-1.5, -4.6
-    points); with the three edits, +2.8 / -1.5 / +2.2 (the README's table). Ranking
-    the SFT policy's own samples by the rule instead (`sample` stage, `pairs_by`) did
-    not help on seed 0 (0.48-0.55 against the SFT's 0.56).
+    points); with the three edits, +2.8 / -1.5 / +2.2 (advantages still divided by the
+    std; see below). Ranking the SFT policy's own samples by the rule instead (`sample`
+    stage, `pairs_by`) did not help on seed 0 (0.48-0.55 against the SFT's 0.56).
   - rl_all's KL weight is 0.01 (paper: 0.001): at 0.001 the policy lost the SFT's
     copying within 40 steps (copy requests 24% -> 2% right) while the helpfulness RM,
     which cannot check a copy word by word, scored it higher: reward hacking, visible
