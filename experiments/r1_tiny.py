@@ -197,7 +197,8 @@ def get_config(arg=None):
   # samples (the paper's filters), add non-reasoning rows, fine-tune the *base* 2 epochs.
   c.rejection_sampling = stages.config(
       "sample", input="reasoning_rl", prompts=("digits_rs:train",), samples_per_prompt=4,
-      temperature=1.0, max_new_tokens=56, batch_rows=512, shard_prompts=1000, require_correct=True, drop_mixed_language=True,
+      temperature=1.0, max_new_tokens=56, batch_rows=512, shard_prompts=1000,
+      require_correct=True, drop_mixed_language=True,
       max_paragraph_chars=400, drop_code_blocks=True)
   c.rejection_sampling.reward_weights = configs.ConfigDict(  # the scores kept with a row
       {"accuracy": 1.0, "r1_format": 0.0, "language": 0.0})
