@@ -223,11 +223,11 @@ def host_ppid(proc_fd: int) -> int:
 def enter_namespaces(cfg: dict) -> None:
   """Arm PDEATHSIG and unshare the namespaces (plus a user namespace if not root).
 
-  A batch server's runner (``cfg["pid1"]``) is already pid 1 of the program's pid
+  A batch server's runner (``cfg["serve"]``) is already pid 1 of the program's pid
   namespace, with PDEATHSIG armed: it unshares the others only."""
   c = libc()
   flags = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS
-  if not cfg.get("pid1"):
+  if not cfg["serve"]:
     c.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() == 1:  # the judge died before we armed PDEATHSIG
       _exit(1)

@@ -105,7 +105,7 @@ def _supervise(cfg: dict, pid: int, setup_r: int, proc_fd: int
   """
   lifeline = cfg["lifeline_fd"]
   fallback = cfg["mode"] == "fallback"
-  pid1 = bool(cfg.get("pid1"))
+  pid1 = cfg["serve"]  # a batch server forked this runner as pid 1
   # The clock's process tree: under init (this runner where it is pid 1 itself).
   tree = jail.host_pid(proc_fd) if pid1 else pid
   try:
@@ -175,7 +175,7 @@ def _supervise(cfg: dict, pid: int, setup_r: int, proc_fd: int
 
 
 def _kill_child(cfg: dict, pid: int) -> None:
-  if cfg.get("pid1"):
+  if cfg["serve"]:  # this runner is pid 1 of the namespace
     try:
       os.kill(-1, signal.SIGKILL)  # from pid 1: every other process of its namespace
     except ProcessLookupError:
@@ -257,11 +257,7 @@ def _init_main(cfg: dict, src: bytes, setup_w: int) -> None:
     # SIGINT handler so the program cannot interrupt init (user-ns mode).
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     jail.libc().prctl(jail.PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if cfg["serve"]:  # the batch server's skeleton is this namespace's root already
-      jail.mount_scratch(cfg, src, "")
-      os.chdir("/work")
-    else:
-      jail.build_root(cfg, src)
+    jail.build_root(cfg, src)  # (a batch server's runner is init itself: _become_init)
     user_pid = os.fork()
     if user_pid == 0:
       confine.main(cfg, src, setup_w)  # never returns
@@ -278,11 +274,11 @@ def _init_main(cfg: dict, src: bytes, setup_w: int) -> None:
 def run_one(cfg: dict, src: bytes) -> None:
   """Start one program's sandbox, supervise it, report on the status pipe; never returns.
 
-  A batch server's runner (``cfg["pid1"]``) is already pid 1 of the program's new pid
+  A batch server's runner (``cfg["serve"]``) is already pid 1 of the program's new pid
   namespace: it mounts the program's scratch space and forks the program itself, with
   no init between them (one process fewer per program)."""
   namespaces = cfg["mode"] == "namespaces"
-  pid1 = bool(cfg.get("pid1"))
+  pid1 = cfg["serve"]  # a batch server forked this runner as pid 1
   if namespaces:
     jail.enter_namespaces(cfg)
   setup_r, setup_w = os.pipe()

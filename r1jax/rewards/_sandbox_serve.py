@@ -158,7 +158,7 @@ def _runner(cfg: dict, req: dict, fds: list, server_pid: int, run_one) -> None:
     run_cfg = dict(cfg)
     run_cfg.update(req["cfg"])
     run_cfg.update(status_fd=3, lifeline_fd=4, result_fd=5 if result_fd != -1 else -1,
-                   proc_fd=6, pid1=True)
+                   proc_fd=6)
   except BaseException:  # noqa: BLE001 - no status: the judge reports a broken sandbox
     os._exit(1)
   run_one(run_cfg, src)
