@@ -104,9 +104,9 @@ def test_the_runner_is_the_programs_init(server):
 def test_programs_run_at_the_judges_priority(server):
   """The server and runners are boosted (they dispatch every program); the programs
   are not."""
-  res = _run(server, "import os\nprint(os.getpriority(os.PRIO_PROCESS, 0))")
-  assert int(res.stdout) == os.getpriority(os.PRIO_PROCESS, 0)
   mine = os.getpriority(os.PRIO_PROCESS, 0)
+  res = _run(server, "import os\nprint(os.getpriority(os.PRIO_PROCESS, 0))")
+  assert int(res.stdout) == mine
   probe = subprocess.Popen(["sleep", "10"])
   try:  # whether this host lets the judge's user raise a priority (CAP_SYS_NICE)
     os.setpriority(os.PRIO_PROCESS, probe.pid, mine - 1)
