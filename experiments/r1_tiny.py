@@ -37,7 +37,7 @@ sek"), one step per term. What was engineered, and why:
   - R1's output format `|special_token|CoT|special_token| summary` is absent from the
     base corpus (a base model has not seen it); the cold-start data teaches it with the
     prompt template 'r1' ("User: ... Assistant:").
-  - Cold-start data (`digits_r1:train`, 3000 rows): base-corpus-style outputs refined
+  - Cold-start data (`digits_r1:train`, 4500 rows): base-corpus-style outputs refined
     into R1's format (a summary in the prompt's language added) and kept by the
     readability filter (reasoning present, summary present, one language), which drops
     the direct answers and the mixed CoTs. 95% of the rows are on en prompts: the
@@ -51,6 +51,20 @@ What was tuned, on seed 0, before the 3-seed measurement (every setting measured
     not be tested. en-only rows made the model reason in en on every ve prompt, so the
     language reward never saw a ve CoT to reinforce (100% of ve samples mixed in both
     arms). 95% en leaves a few en CoTs on ve prompts, as R1's cold start did.
+What was tuned on seed 1, after the 3-seed measurement at 3000 cold-start rows and RL lr
+5e-5 (the R1-Zero demo's) failed finding 4's bar there (cold-started arm 0.940, pure RL
+0.989; all numbers seed 1, 200 held-out problems x 8):
+  - the RL rate, one for all three arms of stages 1-2: 1.5e-4. At 5e-5 reasoning RL
+    barely moved the cold-started arms in 60 steps (ve prompts 0.80 -> 0.89). At 1.5e-4
+    pure RL reaches its plateau sooner and ends lower on seed 1 (0.964: its en prompts
+    0.996 -> 0.970): the bar now holds partly because pure RL is worse at this rate,
+    which the README states. rl_all keeps 5e-5.
+  - the cold start's size. 3000 rows (150 on ve prompts) left seed 1's cold start weak
+    on ve (0.80; the summary's digit one off on last steps its few ve rows never
+    showed): reasoning RL 0.934 at 1.5e-4. 6000 rows made it strong (0.968; reasoning
+    RL 0.9925) but then neither RL arm mixed languages on any sample, so finding 5
+    could not be tested. 4500 rows (225 on ve prompts): 0.89 after the cold start,
+    0.979 after reasoning RL, and the ablation switches ve prompts to en.
 Stages 3-4's world (r1jax/data/general.py): general requests (greet, copy, translate a
 number word, say who it is, refuse to tell the secret code), in en and ve, answered
 with a one-sentence reasoning and a summary. What was engineered, and why:

@@ -6,12 +6,33 @@ import os
 
 import pytest
 
+from r1jax import colab
 from tests import cli
 
 KEYS = ("r1_zero/final", "r1/cold_start", "r1/reasoning_rl",
         "r1_no_language_reward/reasoning_rl", "r1/sft", "r1/rl_all")
 METRICS = ("pass@1", "cons@k", "k", "language_mixing", "readability", "mean_response_tokens",
            "helpfulness_rm", "harmlessness_rm", "helpfulness_rule", "harmful_rate")
+
+
+def test_r1_tiny_arms_of_stages_1_2_have_equal_rl_budgets():
+  """The full config: pure RL and both cold-started arms get the same RL (steps, batch,
+  group, temperature, clip, KL, optimiser), and the two cold-started arms differ only in
+  the language reward's weight. RL for all scenarios keeps its own rate."""
+  c = colab.load_experiment("r1_tiny")
+  arms = ("r1_zero", "reasoning_rl", "reasoning_rl_no_language_reward")
+  for key in ("steps", "batch_prompts", "group_size", "temperature", "max_new_tokens",
+              "epsilon", "beta", "scale_rewards", "optimizer"):
+    assert len({c[a][key].to_json() if key == "optimizer" else c[a][key] for a in arms}) == 1, key
+  assert c.reasoning_rl.optimizer.learning_rate == 1.5e-4
+  assert c.rl_all.optimizer.learning_rate == 5e-5
+  assert c.reasoning_rl.input == c.reasoning_rl_no_language_reward.input == "cold_start"
+  with_lang, without = (dict(c[a].reward_weights) for a in arms[1:])
+  assert with_lang.pop("language") == 1.0 and without.pop("language") == 0.0
+  assert with_lang == without
+  # The cold start: 4500 rows, 95% on en prompts.
+  assert c.tasks.digits_r1.num_sft == 4500
+  assert tuple(c.tasks.digits_r1.sft_language_shares) == (0.95, 0.05)
 
 
 @pytest.mark.slow
