@@ -5,7 +5,7 @@ ablation), rejection sampling + SFT from the base, reward models, RL for all sce
 Command:
   python -m r1jax.main --config=experiments/r1_tiny.py --workdir=/tmp/r1_tiny
   (`:smoke` runs every stage for seconds; the tests use it.)
-Arms (eval.json keys "<arm>/<stage>"; every arm gets the same RL budget: 60 steps of
+Arms (eval.json keys "<arm>/<stage>"; every arm gets the same RL: 60 steps at lr 1.5e-4 of
 16 prompts x 16 rollouts):
   r1_zero                base -> GRPO (accuracy + format rewards) in R1-Zero's template
   r1                     base -> cold-start SFT -> GRPO (accuracy + R1 format + language
@@ -23,9 +23,9 @@ world's rule checks `helpfulness_rule` (summary exactly the request's answer) an
 `harmful_rate` (an unsafe word anywhere); the RMs' held-out pairwise accuracy is under
 "r1/reward_model_helpful" and "r1/reward_model_harmless". Plots: accuracy.png,
 language_mixing.png, response_length.png (RL curves), stages.png (metrics by stage).
-Hardware: 2 CPU cores. Runtime: 14.9-17.1 minutes a seed on a 2-core AMD EPYC with AVX-512
-(2026-12-03; stages 1-2 within the first 8-9; an earlier measurement on the same machine
-10.7-12.1); the README has the measured table (`benchmarks/r1_tiny_seeds.py`).
+Hardware: 2 CPU cores. Runtime: 14.7-16.1 minutes a seed on a 2-core AMD EPYC with AVX-512
+(2026-12-03, commit 6f3c5c7; stages 1-2's training within the first 8-9 minutes);
+the README has the measured table (`benchmarks/r1_tiny_seeds.py`).
 
 The world (r1jax/data/bilingual.py): the last-digit problems of experiments/r1_zero_tiny.py
 posed in English or in 've', an invented language with its own number words and
