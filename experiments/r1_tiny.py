@@ -5,8 +5,8 @@ ablation), rejection sampling + SFT from the base, reward models, RL for all sce
 Command:
   python -m r1jax.main --config=experiments/r1_tiny.py --workdir=/tmp/r1_tiny
   (`:smoke` runs every stage for seconds; the tests use it.)
-Arms (eval.json keys "<arm>/<stage>"; every arm gets the same RL: 60 steps at lr 1.5e-4 of
-16 prompts x 16 rollouts):
+Arms (eval.json keys "<arm>/<stage>"; every arm gets the same RL: 60 steps of 16 prompts
+x 16 rollouts at lr 1.5e-4):
   r1_zero                base -> GRPO (accuracy + format rewards) in R1-Zero's template
   r1                     base -> cold-start SFT -> GRPO (accuracy + R1 format + language
                          consistency, summed as in the paper, weights 1, 0.1, 1)
